@@ -1,0 +1,288 @@
+/*
+ * The configuration table and its parsers. Each key is described once in
+ * `keys[]`; the file parser, the flag parser, --help and the dump all walk
+ * that table, so a new setting is one line here and one field in the struct.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum key_type { KEY_STRING, KEY_LONG, KEY_HOSTPORT };
+
+struct key {
+    const char *name; /* file key; the flag is the same with - for _ */
+    enum key_type type;
+    size_t offset;     /* of the field in struct config */
+    const char *def;   /* default as text; NULL for none */
+    long min, max;     /* bounds for KEY_LONG */
+    bool is_sensitive; /* printed as *** */
+    const char *help;
+};
+
+#define FIELD(f) offsetof(struct config, f)
+
+static const struct key keys[] = {
+    {"listen", KEY_HOSTPORT, FIELD(listen_host), "127.0.0.1:8787", 0, 0, false,
+     "address and port to serve on (HOST:PORT; port 0 picks a free one)"},
+    {"data_dir", KEY_STRING, FIELD(data_dir), "./data", 0, 0, false,
+     "directory holding the encrypted store and the master key"},
+    {"public_url", KEY_STRING, FIELD(public_url), NULL, 0, 0, false,
+     "base URL printed in user URLs (default http://LISTEN)"},
+    {"allowed_origins", KEY_STRING, FIELD(allowed_origins), "", 0, 0, false,
+     "browser origins allowed besides the public URL's own (comma-separated; * for any)"},
+    {"allowed_hosts", KEY_STRING, FIELD(allowed_hosts), "", 0, 0, false,
+     "Host header values accepted besides the public URL's and loopback names (comma-separated; "
+     "* for any)"},
+    {"api_url", KEY_STRING, FIELD(api_url), "https://api.turso.tech", 0, 0, false,
+     "base URL of the Turso Platform API"},
+    {"max_body_bytes", KEY_LONG, FIELD(max_body_bytes), "4194304", 1024, 64L << 20, false,
+     "largest request body accepted; larger ones get 413"},
+    {"max_rows", KEY_LONG, FIELD(max_rows), "500", 1, 100000, false,
+     "rows a query returns at most"},
+    {"max_result_bytes", KEY_LONG, FIELD(max_result_bytes), "262144", 1024, 64L << 20, false,
+     "bytes of row data a query returns at most"},
+    {"session_idle_seconds", KEY_LONG, FIELD(session_idle_seconds), "1800", 5, 7 * 86400, false,
+     "idle MCP sessions expire after this many seconds"},
+    {"max_sessions", KEY_LONG, FIELD(max_sessions), "100000", 16, 10000000, false,
+     "MCP sessions held at once; the least recently used goes first"},
+    {"upstream_timeout_ms", KEY_LONG, FIELD(upstream_timeout_ms), "30000", 100, 600000, false,
+     "total time limit of one request to Turso"},
+    {"connect_timeout_ms", KEY_LONG, FIELD(connect_timeout_ms), "5000", 100, 60000, false,
+     "time limit for connecting to Turso"},
+    {"threads", KEY_LONG, FIELD(threads), "2", 1, 256, false, "HTTP worker threads"},
+    {"max_connections", KEY_LONG, FIELD(max_connections), "16384", 16, 1000000, false,
+     "client connections held open at once"},
+    {"log_level", KEY_STRING, FIELD(log_level), "info", 0, 0, false, "debug, info, warn or error"},
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const struct key *find_key(const char *name)
+{
+    /* Accept `max_rows`, `max-rows` and `--max-rows` alike. */
+    while (*name == '-')
+        name++;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const char *a = keys[i].name, *b = name;
+        while (*a && (*a == *b || (*a == '_' && *b == '-'))) {
+            a++;
+            b++;
+        }
+        if (!*a && !*b)
+            return &keys[i];
+    }
+    return NULL;
+}
+
+static enum tm_err set_key(struct config *c, const struct key *k, const char *value, char *err,
+                           size_t err_len)
+{
+    char *base = (char *)c;
+    switch (k->type) {
+    case KEY_STRING: {
+        char **field = (char **)(base + k->offset);
+        char *copy = strdup(value);
+        if (!copy)
+            return TM_ERR_NOMEM;
+        free(*field);
+        *field = copy;
+        return TM_OK;
+    }
+    case KEY_LONG: {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < k->min || v > k->max) {
+            snprintf(err, err_len, "%s must be a whole number from %ld to %ld", k->name, k->min,
+                     k->max);
+            return TM_ERR_INVALID;
+        }
+        *(long *)(base + k->offset) = v;
+        return TM_OK;
+    }
+    case KEY_HOSTPORT: {
+        /* HOST:PORT, with [v6]:PORT for IPv6 literals. */
+        const char *colon = strrchr(value, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (!colon || colon == value || !end || *end || colon[1] == '\0' || port < 0 ||
+            port > 65535) {
+            snprintf(err, err_len, "%s must be HOST:PORT", k->name);
+            return TM_ERR_INVALID;
+        }
+        const char *host = value;
+        size_t host_len = (size_t)(colon - value);
+        if (host[0] == '[' && host_len > 2 && host[host_len - 1] == ']') {
+            host++;
+            host_len -= 2;
+        }
+        char *copy = strndup(host, host_len);
+        if (!copy)
+            return TM_ERR_NOMEM;
+        free(c->listen_host);
+        c->listen_host = copy;
+        c->listen_port = (int)port;
+        return TM_OK;
+    }
+    }
+    return TM_ERR_INTERNAL;
+}
+
+enum tm_err config_init(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    char err[128];
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (!keys[i].def)
+            continue;
+        enum tm_err rc = set_key(c, &keys[i], keys[i].def, err, sizeof(err));
+        if (rc != TM_OK) {
+            config_cleanup(c);
+            return rc;
+        }
+    }
+    return TM_OK;
+}
+
+void config_cleanup(struct config *c)
+{
+    if (!c)
+        return;
+    free(c->listen_host);
+    free(c->data_dir);
+    free(c->public_url);
+    free(c->api_url);
+    free(c->allowed_origins);
+    free(c->allowed_hosts);
+    free(c->log_level);
+    memset(c, 0, sizeof(*c));
+}
+
+enum tm_err config_set(struct config *c, const char *name, const char *value, char *err,
+                       size_t err_len)
+{
+    const struct key *k = find_key(name);
+    if (!k) {
+        snprintf(err, err_len, "unknown setting %s", name);
+        return TM_ERR_NOT_FOUND;
+    }
+    return set_key(c, k, value, err, err_len);
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        *--e = '\0';
+    return s;
+}
+
+enum tm_err config_load_file(struct config *c, const char *path, char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, err_len, "cannot open config file %s: %s", path, strerror(errno));
+        return TM_ERR_IO;
+    }
+    enum tm_err rc = TM_OK;
+    char line[1024];
+    int lineno = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, err_len, "%s:%d: expected key = value", path, lineno);
+            rc = TM_ERR_INVALID;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *value = trim(eq + 1);
+        size_t vlen = strlen(value);
+        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+            value[vlen - 1] = '\0';
+            value++;
+        }
+        char why[160];
+        rc = config_set(c, key, value, why, sizeof(why));
+        if (rc != TM_OK) {
+            snprintf(err, err_len, "%s:%d: %s", path, lineno, why);
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+void config_print_help(FILE *out)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char flag[64];
+        snprintf(flag, sizeof(flag), "--%s", keys[i].name);
+        for (char *p = flag + 2; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        fprintf(out, "  %-24s %s", flag, keys[i].help);
+        if (keys[i].def)
+            fprintf(out, " (default %s)", keys[i].def);
+        fputc('\n', out);
+    }
+}
+
+void config_dump(const struct config *c, FILE *out)
+{
+    const char *base = (const char *)c;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key *k = &keys[i];
+        fprintf(out, "%s = ", k->name);
+        if (k->is_sensitive) {
+            fputs("***\n", out);
+            continue;
+        }
+        switch (k->type) {
+        case KEY_STRING: {
+            const char *v = *(char *const *)(base + k->offset);
+            fprintf(out, "%s\n", v ? v : "");
+            break;
+        }
+        case KEY_LONG:
+            fprintf(out, "%ld\n", *(const long *)(base + k->offset));
+            break;
+        case KEY_HOSTPORT:
+            fprintf(out, "%s:%d\n", c->listen_host, c->listen_port);
+            break;
+        }
+    }
+}
+
+char *config_public_base(const struct config *c)
+{
+    if (c->public_url && *c->public_url) {
+        char *s = strdup(c->public_url);
+        size_t n = s ? strlen(s) : 0;
+        while (n > 0 && s[n - 1] == '/')
+            s[--n] = '\0';
+        return s;
+    }
+    const char *host = c->listen_host;
+    bool is_v6 = strchr(host, ':') != NULL;
+    /* A wildcard bind is not an address a client can use. */
+    if (strcmp(host, "0.0.0.0") == 0)
+        host = "127.0.0.1";
+    else if (strcmp(host, "::") == 0)
+        host = "::1";
+    size_t len = strlen(host) + 32;
+    char *s = malloc(len);
+    if (!s)
+        return NULL;
+    snprintf(s, len, is_v6 ? "http://[%s]:%d" : "http://%s:%d", host, c->listen_port);
+    return s;
+}
