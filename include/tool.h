@@ -1,0 +1,82 @@
+/*
+ * The tool interface. Each tool file exports one `struct tool_desc`; the
+ * registry lists them, validates their schemas once at startup and finds
+ * them by name. A call is asynchronous: `run` starts the work (usually a
+ * Hrana request) and the tool calls tool_call_finish() exactly once, from
+ * whatever thread its last callback runs on. Tools never see HTTP.
+ */
+#ifndef TM_TOOL_H
+#define TM_TOOL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "creds.h"
+#include "turso_transport.h"
+
+/* What every call may use; frozen after startup. */
+struct tool_env {
+    struct turso_transport *transport;
+    long max_rows;            /* server cap on rows returned */
+    long max_result_bytes;    /* server cap on row data returned */
+    long upstream_timeout_ms; /* total time for one Turso request */
+};
+
+struct tool_call;
+typedef void (*tool_finish_fn)(struct tool_call *call, json_t *result);
+
+struct tool_call {
+    const struct tool_env *env;
+    const struct creds *creds; /* borrowed: valid until finish is called */
+    const json_t *args;        /* borrowed: the `arguments` object, valid until finish */
+    tool_finish_fn finish;     /* takes the CallToolResult (a new reference) */
+    void *owner;               /* the caller's, untouched by tools */
+};
+
+struct tool_desc {
+    const char *name;
+    const char *title;
+    const char *description;   /* teaches the model when and how to use the tool */
+    const char *input_schema;  /* JSON text; root type object */
+    const char *output_schema; /* JSON text; root type object */
+    bool is_read_only;
+    bool is_destructive;
+    bool is_idempotent;
+    bool is_open_world;
+    void (*run)(struct tool_call *call);
+};
+
+/* Ends a call with `result` (stolen). */
+static inline void tool_call_finish(struct tool_call *call, json_t *result)
+{
+    call->finish(call, result);
+}
+
+/* A CallToolResult with isError true and `fmt` as its text (new reference, NULL on OOM). */
+json_t *tool_error_result(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A successful CallToolResult: `structured` (stolen) as structuredContent
+ * and, as text, `summary` followed by the same data as JSON. When
+ * `is_untrusted` the data is fenced as content from the database, not
+ * instructions. NULL on OOM.
+ */
+json_t *tool_ok_result(json_t *structured, const char *summary, bool is_untrusted);
+
+/* Builds the registry: parses and checks every tool's schemas. Call once at startup. */
+int tool_registry_init(void);
+
+/* Frees what tool_registry_init built. */
+void tool_registry_cleanup(void);
+
+/* The tool named `name`, or NULL. */
+const struct tool_desc *tool_registry_find(const char *name);
+
+/*
+ * The `tools/list` result as compact JSON text, built once at init
+ * (borrowed; lives until cleanup).
+ */
+const char *tool_registry_list_json(void);
+
+#endif
