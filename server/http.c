@@ -1,0 +1,530 @@
+/*
+ * libmicrohttpd glue: routes, body accumulation with a cap, token
+ * authentication, and suspend/resume around replies that arrive later
+ * from the Turso transport thread. Each request's state lives in its
+ * `struct request` (MHD's con_cls) and is freed when MHD reports the
+ * request complete.
+ */
+#include "http.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum route {
+    ROUTE_NOT_FOUND,
+    ROUTE_MCP,     /* /u/<token>/mcp, or /mcp with a Bearer token */
+    ROUTE_HEALTHZ, /* /healthz */
+};
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    const struct config *cfg; /* borrowed */
+    struct store *store;      /* borrowed */
+    struct mcp_server *mcp;   /* borrowed */
+    atomic_ulong next_request_id;
+    int port;
+    MHD_socket quiesced_fd; /* the listen socket after quiesce; closed after the daemon stops */
+    char *public_origin;    /* scheme://host[:port] of the public URL */
+    char *public_host;      /* host[:port] of the public URL, as a Host header carries it */
+    bool is_loopback;       /* bound to a loopback address: loopback Host names are fine */
+};
+
+struct request {
+    struct http_server *server;
+    struct MHD_Connection *conn;
+    unsigned long id;
+    struct timespec started;
+    enum route route;
+    char method[8];
+    char masked_path[160];
+    char token[STORE_TOKEN_LEN + 1]; /* the URL secret; wiped when the request ends */
+    bool has_token;
+
+    char *body; /* the request body, at most max_body_bytes */
+    size_t body_len, body_cap;
+    bool is_too_large;
+
+    struct creds creds; /* opened for this request only; wiped when it ends */
+    bool has_creds;
+    char user_id[STORE_ID_LEN + 1];
+
+    /*
+     * A reply from another thread and the suspension of the connection can
+     * happen in either order; `lock` makes "store the reply, resume if
+     * suspended" and "suspend unless the reply is there" each atomic.
+     */
+    pthread_mutex_t lock;
+    bool is_pending, is_suspended, is_reply_ready;
+    struct mcp_reply reply;
+    int status; /* the status sent, for the log line */
+};
+
+static void wipe_request(struct request *r)
+{
+    sodium_memzero(r->token, sizeof(r->token));
+    if (r->has_creds)
+        creds_cleanup(&r->creds);
+    free(r->body);
+    free(r->reply.body);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* Hides URL secrets in a message from libmicrohttpd before it is logged. */
+static void mask_tokens(char *s)
+{
+    for (char *p = strstr(s, "/u/"); p; p = strstr(p, "/u/")) {
+        p += 3;
+        while (*p && *p != '/' && *p != ' ' && *p != '?' && *p != '\'' && *p != '"')
+            *p++ = '*';
+    }
+}
+
+/* libmicrohttpd hands over its own format strings; the attribute says so to the compiler. */
+__attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    mask_tokens(msg);
+    log_msg(LOG_WARN, "event=mhd message=\"%s\"", msg);
+}
+
+/* True if `item` (length len) is one of the comma-separated entries of `list`, or list is "*". */
+static bool in_list(const char *list, const char *item, size_t len)
+{
+    if (!list)
+        return false;
+    if (strcmp(list, "*") == 0)
+        return true;
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",");
+        size_t m = n;
+        while (m > 0 && p[m - 1] == ' ')
+            m--;
+        if (m > 0 && m == len && strncasecmp(p, item, len) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/*
+ * A browser page from another site must not drive a user's MCP endpoint
+ * (DNS rebinding, drive-by requests), so a present Origin has to be ours
+ * or configured; requests without one (every non-browser client) pass.
+ */
+static bool is_origin_allowed(const struct http_server *h, const char *origin)
+{
+    if (!origin)
+        return true;
+    if (h->public_origin && strcasecmp(origin, h->public_origin) == 0)
+        return true;
+    return in_list(h->cfg->allowed_origins, origin, strlen(origin));
+}
+
+/* Whether the Host header names this server; loopback names only for a loopback bind. */
+static bool is_host_allowed(const struct http_server *h, const char *host)
+{
+    if (!host)
+        return true; /* HTTP/1.0 */
+    size_t len = strlen(host);
+    if (h->public_host && strcasecmp(host, h->public_host) == 0)
+        return true;
+    if (in_list(h->cfg->allowed_hosts, host, len))
+        return true;
+    if (!h->is_loopback)
+        return false;
+    size_t name_len = len;
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        name_len = end ? (size_t)(end - host) + 1 : len;
+    } else {
+        const char *colon = strchr(host, ':');
+        name_len = colon ? (size_t)(colon - host) : len;
+    }
+    static const char *const loopback_names[] = {"localhost", "127.0.0.1", "[::1]"};
+    for (size_t i = 0; i < sizeof(loopback_names) / sizeof(loopback_names[0]); i++)
+        if (name_len == strlen(loopback_names[i]) &&
+            strncasecmp(host, loopback_names[i], name_len) == 0)
+            return true;
+    return false;
+}
+
+/* Splits the path into a route and, for /u/<token>/mcp, the token. */
+static enum route route_path(const char *url, struct request *r)
+{
+    if (strcmp(url, "/healthz") == 0)
+        return ROUTE_HEALTHZ;
+    if (strcmp(url, "/mcp") == 0 || strcmp(url, "/mcp/") == 0)
+        return ROUTE_MCP;
+    if (strncmp(url, "/u/", 3) != 0)
+        return ROUTE_NOT_FOUND;
+    const char *token = url + 3;
+    size_t len = strcspn(token, "/");
+    const char *rest = token + len;
+    if (len != STORE_TOKEN_LEN || (strcmp(rest, "/mcp") != 0 && strcmp(rest, "/mcp/") != 0))
+        return ROUTE_NOT_FOUND;
+    memcpy(r->token, token, len);
+    r->token[len] = '\0';
+    r->has_token = true;
+    return ROUTE_MCP;
+}
+
+/* Takes the token from `Authorization: Bearer <token>` when the path carries none. */
+static void token_from_header(struct request *r)
+{
+    const char *auth =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+        return;
+    const char *t = auth + 7;
+    while (*t == ' ')
+        t++;
+    size_t len = strlen(t);
+    while (len > 0 && t[len - 1] == ' ')
+        len--;
+    if (len != STORE_TOKEN_LEN)
+        return;
+    memcpy(r->token, t, len);
+    r->token[len] = '\0';
+    r->has_token = true;
+}
+
+/*
+ * Browser clients (the MCP Inspector, web IDEs) can only read the session
+ * id if it is exposed; only an allowed Origin gets here at all.
+ */
+static void add_cors_headers(struct request *r, struct MHD_Response *resp)
+{
+    const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    if (!origin)
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(resp, "Vary", "Origin");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                            "Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate");
+    if (strcmp(r->method, "OPTIONS") == 0) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                "Content-Type, Accept, Authorization, Mcp-Session-Id, "
+                                "MCP-Protocol-Version, Last-Event-ID");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
+    }
+}
+
+/*
+ * Queues a reply. Returns MHD_NO only when even that failed, which tells
+ * libmicrohttpd to close the connection.
+ */
+static enum MHD_Result send_reply(struct request *r, struct mcp_reply *reply)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        reply->body_len, reply->body ? reply->body : (void *)"",
+        reply->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO; /* reply->body is still ours and freed with the request */
+    reply->body = NULL;
+    if (reply->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, reply->content_type);
+    if (reply->session_id[0])
+        MHD_add_response_header(resp, "Mcp-Session-Id", reply->session_id);
+    if (reply->allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, reply->allow);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    add_cors_headers(r, resp);
+    r->status = reply->status;
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned int)reply->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result send_text(struct request *r, int status, const char *content_type,
+                                 const char *text)
+{
+    struct mcp_reply reply = {.status = status, .content_type = content_type};
+    reply.body = strdup(text);
+    if (!reply.body)
+        return MHD_NO;
+    reply.body_len = strlen(text);
+    enum MHD_Result ret = send_reply(r, &reply);
+    free(reply.body);
+    return ret;
+}
+
+/* Receives a tools/call reply on whatever thread finished it. */
+static void on_reply(struct mcp_reply *reply, void *ctx)
+{
+    struct request *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    r->reply = *reply;
+    r->is_reply_ready = true;
+    if (r->is_suspended) {
+        r->is_suspended = false;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+static enum MHD_Result serve_mcp(struct request *r)
+{
+    struct http_server *h = r->server;
+    if (r->is_too_large) {
+        char text[160];
+        snprintf(text, sizeof(text),
+                 "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Request body "
+                 "larger than %ld bytes\"}}",
+                 h->cfg->max_body_bytes);
+        return send_text(r, 413, "application/json", text);
+    }
+    if (!r->has_token)
+        token_from_header(r);
+    /* Unknown, revoked and unopenable tokens all look like a missing page: no hint, no OAuth. */
+    if (!r->has_token || store_find(h->store, r->token, &r->creds, r->user_id) != TM_OK)
+        return send_text(r, 404, "text/plain", "Not Found");
+    r->has_creds = true;
+
+    struct mcp_request mreq = {
+        .http_method = r->method,
+        .user_id = r->user_id,
+        .creds = &r->creds,
+        .session_id = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Session-Id"),
+        .protocol_version =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "MCP-Protocol-Version"),
+        .content_type =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .body = r->body,
+        .body_len = r->body_len,
+        .request_id = r->id,
+    };
+    struct mcp_reply reply;
+    r->is_pending = true;
+    if (mcp_handle(h->mcp, &mreq, &reply, on_reply, r) == MCP_DONE) {
+        r->is_pending = false;
+        enum MHD_Result ret = send_reply(r, &reply);
+        free(reply.body);
+        return ret;
+    }
+    pthread_mutex_lock(&r->lock);
+    enum MHD_Result ret = MHD_YES;
+    if (r->is_reply_ready) {
+        ret = send_reply(r, &r->reply);
+    } else {
+        MHD_suspend_connection(r->conn);
+        r->is_suspended = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct http_server *h = cls;
+    struct request *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        r->server = h;
+        r->conn = conn;
+        r->id = atomic_fetch_add(&h->next_request_id, 1) + 1;
+        clock_gettime(CLOCK_MONOTONIC, &r->started);
+        pthread_mutex_init(&r->lock, NULL);
+        snprintf(r->method, sizeof(r->method), "%s", method);
+        log_mask_path(url, r->masked_path, sizeof(r->masked_path));
+        r->route = route_path(url, r);
+        *con_cls = r;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->is_too_large || r->body_len + n > (size_t)h->cfg->max_body_bytes) {
+            /* Drop the rest; the reply is 413 once the body has been read. */
+            r->is_too_large = true;
+            free(r->body);
+            r->body = NULL;
+            r->body_len = r->body_cap = 0;
+            return MHD_YES;
+        }
+        if (r->body_len + n + 1 > r->body_cap) {
+            size_t cap = r->body_cap ? r->body_cap : 1024;
+            while (cap < r->body_len + n + 1)
+                cap *= 2;
+            char *grown = realloc(r->body, cap);
+            if (!grown)
+                return MHD_NO;
+            r->body = grown;
+            r->body_cap = cap;
+        }
+        memcpy(r->body + r->body_len, upload_data, n);
+        r->body_len += n;
+        r->body[r->body_len] = '\0';
+        return MHD_YES;
+    }
+    if (r->is_pending) {
+        /* Resumed: the reply arrived from the transport thread. */
+        pthread_mutex_lock(&r->lock);
+        enum MHD_Result ret = r->is_reply_ready ? send_reply(r, &r->reply) : MHD_YES;
+        pthread_mutex_unlock(&r->lock);
+        return ret;
+    }
+    if (!is_host_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host")))
+        return send_text(r, 421, "text/plain", "Misdirected Request: unknown Host\n");
+    if (!is_origin_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin")))
+        return send_text(r, 403, "application/json",
+                         "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":"
+                         "\"Forbidden: Origin not allowed\"}}");
+    if (strcmp(r->method, "OPTIONS") == 0 && r->route == ROUTE_MCP)
+        return send_text(r, 204, NULL, "");
+    switch (r->route) {
+    case ROUTE_HEALTHZ:
+        return send_text(r, 200, "text/plain", "ok\n");
+    case ROUTE_MCP:
+        return serve_mcp(r);
+    case ROUTE_NOT_FOUND:
+        break;
+    }
+    return send_text(r, 404, "text/plain", "Not Found");
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct request *r = *con_cls;
+    if (!r)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double ms = (double)(now.tv_sec - r->started.tv_sec) * 1e3 +
+                (double)(now.tv_nsec - r->started.tv_nsec) / 1e6;
+    log_msg(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_DEBUG : LOG_INFO,
+            "event=http rid=%lu method=%s path=%s status=%d user=%s duration_ms=%.2f%s", r->id,
+            r->method, r->masked_path, r->status, r->has_creds ? r->user_id : "-", ms,
+            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    wipe_request(r);
+    *con_cls = NULL;
+}
+
+static void free_server(struct http_server *h)
+{
+    free(h->public_origin);
+    free(h->public_host);
+    free(h);
+}
+
+/* Works out the public origin and Host from the public URL, and whether the bind is loopback. */
+static enum tm_err set_public_names(struct http_server *h)
+{
+    const char *lh = h->cfg->listen_host;
+    h->is_loopback =
+        strcmp(lh, "localhost") == 0 || strncmp(lh, "127.", 4) == 0 || strcmp(lh, "::1") == 0;
+    if (!h->cfg->public_url || !*h->cfg->public_url)
+        return TM_OK;
+    const char *url = h->cfg->public_url;
+    const char *scheme_end = strstr(url, "://");
+    if (!scheme_end)
+        return TM_OK;
+    const char *host = scheme_end + 3;
+    size_t host_len = strcspn(host, "/?#");
+    h->public_origin = strndup(url, (size_t)(host + host_len - url));
+    h->public_host = strndup(host, host_len);
+    return h->public_origin && h->public_host ? TM_OK : TM_ERR_NOMEM;
+}
+
+enum tm_err http_server_start(const struct config *cfg, struct store *store, struct mcp_server *mcp,
+                              struct http_server **out)
+{
+    struct http_server *h = calloc(1, sizeof(*h));
+    if (!h)
+        return TM_ERR_NOMEM;
+    h->cfg = cfg;
+    h->store = store;
+    h->mcp = mcp;
+    h->quiesced_fd = MHD_INVALID_SOCKET;
+    if (set_public_names(h) != TM_OK) {
+        free_server(h);
+        return TM_ERR_NOMEM;
+    }
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char port[8];
+    snprintf(port, sizeof(port), "%d", cfg->listen_port);
+    int gai = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    if (gai != 0) {
+        log_msg(LOG_ERROR, "event=listen_failed host=%s reason=\"%s\"", cfg->listen_host,
+                gai_strerror(gai));
+        free_server(h);
+        return TM_ERR_INVALID;
+    }
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!h->daemon) {
+        log_msg(LOG_ERROR, "event=listen_failed host=%s port=%d", cfg->listen_host,
+                cfg->listen_port);
+        free_server(h);
+        return TM_ERR_IO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? (int)info->port : cfg->listen_port;
+    *out = h;
+    return TM_OK;
+}
+
+int http_server_port(const struct http_server *h)
+{
+    return h->port;
+}
+
+void http_server_quiesce(struct http_server *h)
+{
+    if (!h || !h->daemon)
+        return;
+    /* The daemon's threads may still look at the socket until it stops; close it after. */
+    h->quiesced_fd = MHD_quiesce_daemon(h->daemon);
+}
+
+void http_server_stop(struct http_server **hp)
+{
+    if (!hp || !*hp)
+        return;
+    struct http_server *h = *hp;
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon);
+    if (h->quiesced_fd != MHD_INVALID_SOCKET)
+        close(h->quiesced_fd);
+    free_server(h);
+    *hp = NULL;
+}
