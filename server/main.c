@@ -1,0 +1,257 @@
+/*
+ * turso-mcp: starts things in order, waits for SIGINT/SIGTERM, tears down
+ * in reverse. Library initialisation happens before any thread starts.
+ * Commands: `serve` (the default) and `user add|list|revoke`.
+ */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "mcp.h"
+#include "session.h"
+#include "store.h"
+#include "tool.h"
+#include "turso_transport.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "turso-mcp %s: an MCP server that puts Turso databases in front of AI clients\n\n"
+            "Usage:\n"
+            "  turso-mcp serve [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [options]\n"
+            "  turso-mcp user add --label NAME --db-url URL --db-token-file FILE [--read-only]\n"
+            "                     [--platform-token-file FILE --org ORG] [--default-db NAME]\n"
+            "  turso-mcp user list\n"
+            "  turso-mcp user revoke ID\n"
+            "  turso-mcp --help | --version\n\n"
+            "Secrets are read from files (or - for stdin), never from the command line.\n\n"
+            "Settings (also as `key = value` lines in the --config file):\n",
+            TM_VERSION);
+    config_print_help(out);
+}
+
+static enum log_level parse_level(const char *s)
+{
+    if (strcmp(s, "debug") == 0)
+        return LOG_DEBUG;
+    if (strcmp(s, "warn") == 0)
+        return LOG_WARN;
+    if (strcmp(s, "error") == 0)
+        return LOG_ERROR;
+    return LOG_INFO;
+}
+
+/*
+ * Applies --config FILE, then every --setting VALUE (or --setting=VALUE)
+ * the config table knows; other arguments are kept, in order, in rest[].
+ * Returns 0, or 2 on a usage error (already reported).
+ */
+static int parse_settings(struct config *cfg, int argc, char **argv, char **rest, int *n_rest)
+{
+    char err[256];
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "--config needs a file\n");
+                return 2;
+            }
+            if (config_load_file(cfg, argv[i + 1], err, sizeof(err)) != TM_OK) {
+                fprintf(stderr, "%s\n", err);
+                return 2;
+            }
+        }
+    }
+    *n_rest = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            rest[(*n_rest)++] = argv[i];
+            continue;
+        }
+        char name[64];
+        const char *eq = strchr(arg, '=');
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (name_len >= sizeof(name)) {
+            rest[(*n_rest)++] = argv[i];
+            continue;
+        }
+        memcpy(name, arg, name_len);
+        name[name_len] = '\0';
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+        enum tm_err rc = value ? config_set(cfg, name, value, err, sizeof(err)) : TM_ERR_NOT_FOUND;
+        if (rc == TM_ERR_NOT_FOUND) {
+            rest[(*n_rest)++] = argv[i]; /* a flag of the command's own */
+            continue;
+        }
+        if (rc != TM_OK) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+        if (!eq)
+            i++;
+    }
+    return 0;
+}
+
+static int serve(struct config *cfg)
+{
+    int rc = 1;
+    struct store *store = NULL;
+    struct turso_transport *transport = NULL;
+    struct session_table *sessions = NULL;
+    struct mcp_server *mcp = NULL;
+    struct http_server *http = NULL;
+    bool is_registry_ready = false;
+    char *base = NULL;
+
+    /* Signals are taken by sigwait below, so every thread started from here blocks them. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+    bool is_new_key = false;
+    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
+    if (err != TM_OK) {
+        fprintf(stderr, "cannot open the store in %s: %s\n", cfg->data_dir, tm_err_message(err));
+        goto out;
+    }
+    if (is_new_key)
+        fprintf(stdout, "Created a new master key in %s/master.key (keep it; it opens the store)\n",
+                cfg->data_dir);
+    if (tool_registry_init() != 0) {
+        fprintf(stderr, "the tool registry failed its own checks\n");
+        goto out;
+    }
+    is_registry_ready = true;
+    struct turso_transport_opts topts = {
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .total_timeout_ms = cfg->upstream_timeout_ms,
+        .user_agent = "turso-mcp/" TM_VERSION,
+    };
+    if (turso_transport_start(&topts, &transport) != TM_OK) {
+        fprintf(stderr, "cannot start the Turso transport\n");
+        goto out;
+    }
+    struct tool_env env = {
+        .transport = transport,
+        .max_rows = cfg->max_rows,
+        .max_result_bytes = cfg->max_result_bytes,
+        .upstream_timeout_ms = cfg->upstream_timeout_ms,
+    };
+    if (session_table_create((size_t)cfg->max_sessions, cfg->session_idle_seconds, &sessions) !=
+            TM_OK ||
+        mcp_server_create(sessions, &env, &mcp) != TM_OK) {
+        fprintf(stderr, "out of memory\n");
+        goto out;
+    }
+    if (http_server_start(cfg, store, mcp, &http) != TM_OK) {
+        fprintf(stderr, "cannot listen on %s:%d\n", cfg->listen_host, cfg->listen_port);
+        goto out;
+    }
+    cfg->listen_port = http_server_port(http);
+    base = config_public_base(cfg);
+    fprintf(stdout, "turso-mcp listening on http://%s%s%s:%d\n",
+            strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
+            strchr(cfg->listen_host, ':') ? "]" : "", cfg->listen_port);
+    fprintf(stdout,
+            "Add a user:  turso-mcp user add --data-dir %s --label NAME --db-url URL "
+            "--db-token-file FILE\n"
+            "Their URL:   %s/u/<token>/mcp\n",
+            cfg->data_dir, base ? base : "");
+    fflush(stdout);
+    log_msg(LOG_INFO, "event=ready port=%d threads=%ld", cfg->listen_port, cfg->threads);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log_msg(LOG_INFO, "event=stopping signal=%d", sig);
+    rc = 0;
+out:
+    /* Reverse order: no new connections, end upstream calls (resuming their clients), stop. */
+    http_server_quiesce(http);
+    turso_transport_stop(&transport);
+    http_server_stop(&http);
+    mcp_server_destroy(&mcp);
+    session_table_destroy(&sessions);
+    if (is_registry_ready)
+        tool_registry_cleanup();
+    store_close(&store);
+    free(base);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0) {
+        fprintf(stderr, "libsodium failed to initialise\n");
+        return 1;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "libcurl failed to initialise\n");
+        return 1;
+    }
+    json_object_seed(0);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 2;
+    struct config cfg;
+    char **rest = calloc((size_t)argc + 1, sizeof(char *));
+    if (!rest || config_init(&cfg) != TM_OK) {
+        fprintf(stderr, "out of memory\n");
+        free(rest);
+        curl_global_cleanup();
+        return 1;
+    }
+    const char *command = argc > 1 ? argv[1] : "serve";
+    if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 ||
+        strcmp(command, "help") == 0) {
+        usage(stdout);
+        rc = 0;
+        goto out;
+    }
+    if (strcmp(command, "--version") == 0) {
+        printf("turso-mcp %s\n", TM_VERSION);
+        rc = 0;
+        goto out;
+    }
+    int first = argc > 1 && argv[1][0] != '-' ? 2 : 1;
+    if (first == 1)
+        command = "serve";
+    int n_rest = 0;
+    rc = parse_settings(&cfg, argc - first, argv + first, rest, &n_rest);
+    if (rc != 0)
+        goto out;
+    log_set_level(parse_level(cfg.log_level));
+    if (strcmp(command, "serve") == 0) {
+        if (n_rest > 0) {
+            fprintf(stderr, "unknown option %s (see turso-mcp --help)\n", rest[0]);
+            rc = 2;
+            goto out;
+        }
+        rc = serve(&cfg);
+    } else if (strcmp(command, "user") == 0) {
+        rc = admin_user(&cfg, n_rest, rest);
+    } else {
+        fprintf(stderr, "unknown command %s (see turso-mcp --help)\n", command);
+        rc = 2;
+    }
+out:
+    config_cleanup(&cfg);
+    free(rest);
+    curl_global_cleanup();
+    return rc;
+}
