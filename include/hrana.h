@@ -1,0 +1,101 @@
+/*
+ * Hrana over HTTP (v2, JSON): building pipeline requests, sending them
+ * through the transport and reading the three error layers of the answer
+ * (HTTP status, each result, each batch step). Values follow turso-api.md
+ * §2.4: integers as decimal strings, floats as numbers (null when not
+ * finite), blobs as unpadded base64.
+ *
+ * It knows nothing of MCP. Thread: any; callbacks run on the transport thread.
+ */
+#ifndef TM_HRANA_H
+#define TM_HRANA_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tm_err.h"
+#include "turso_transport.h"
+
+/*
+ * An argument as a client gives it, to a Hrana value (new reference):
+ * JSON integer -> integer, real -> float, string -> text, true/false ->
+ * integer 1/0, null -> null, {"base64": "..."} -> blob, and a Hrana value
+ * object ({"type":"integer","value":"..."}, {"type":"float",...},
+ * {"type":"text",...}, {"type":"blob","base64":...}, {"type":"null"})
+ * checked and passed through. NULL on anything else, with a reason in err.
+ */
+json_t *hrana_value_from_arg(const json_t *arg, char *err, size_t err_len);
+
+/*
+ * A Hrana value from a result row, to the cell form tools return (new
+ * reference): null -> null; integer within +-(2^53-1) -> JSON integer;
+ * other integers -> {"type":"integer","value":"<decimal>"}; float ->
+ * {"type":"float","value":<number or null>}; text -> string; blob ->
+ * {"type":"blob","base64":"..."}. A plain JSON number in a cell is always an
+ * integer and a plain string always text. NULL if `v` is not a valid value.
+ */
+json_t *hrana_cell_from_value(const json_t *v);
+
+/*
+ * A Stmt object (new reference) for `sql` with `args`: NULL, a JSON array
+ * (positional) or an object (named; keys given with or without their :, @
+ * or $ prefix). NULL with a reason in err if an argument is invalid.
+ */
+json_t *hrana_stmt(const char *sql, const json_t *args, char *err, size_t err_len);
+
+/*
+ * Writes the origin of a database URL, "scheme://host[:port]" with scheme and
+ * host in lower case, to `out` (out_len bytes, NUL-terminated): http and
+ * https stay, libsql:// becomes https://, any path, query or fragment is
+ * dropped. TM_ERR_INVALID for another scheme, no host, user info or a bad
+ * port; TM_ERR_TOO_LARGE when out is too small. Pipelines go to
+ * <origin>/v2/pipeline.
+ */
+enum tm_err hrana_origin(const char *db_url, char *out, size_t out_len);
+
+/* What a pipeline call ends with. */
+struct hrana_outcome {
+    enum tm_err err;     /* TM_OK: the pipeline ran; each result says how its request did */
+    long http_status;    /* the HTTP status, 0 if none arrived */
+    json_t *results;     /* borrowed: the results array (without the one for `close`) */
+    const char *message; /* when err != TM_OK: a clear, secret-free explanation */
+};
+
+/*
+ * Runs on the transport thread; `o` is valid only during the call. To keep
+ * results past it on another thread, take a json_deep_copy: the transport
+ * thread drops its own references afterwards, so a json_incref'd value would
+ * be shared between threads.
+ */
+typedef void (*hrana_done_fn)(const struct hrana_outcome *o, void *ctx);
+
+/*
+ * POSTs `{"baton":null,"requests":[...requests, close]}` to
+ * <origin of db_url>/v2/pipeline with `token` as Bearer (NULL for none).
+ * `close` is added where the server accepts it: a server that rejects it
+ * (the local tursodb) is remembered per origin and the same pipeline is sent
+ * again without it. `requests` is borrowed (the call serialises it at once).
+ * On TM_OK `done` runs exactly once; otherwise never.
+ */
+enum tm_err hrana_pipeline(struct turso_transport *t, const char *db_url, const char *token,
+                           const json_t *requests, long timeout_ms, hrana_done_fn done, void *ctx);
+
+/*
+ * Blocking form for the command line. *results_out gets a new reference to
+ * the results on TM_OK; message (err_len bytes) explains any failure.
+ */
+enum tm_err hrana_pipeline_sync(struct turso_transport *t, const char *db_url, const char *token,
+                                const json_t *requests, long timeout_ms, json_t **results_out,
+                                char *message, size_t message_len);
+
+/*
+ * Reads one pipeline result: TM_OK with *response set (borrowed) when it is
+ * {"type":"ok"}; TM_ERR_UPSTREAM with *error_message and *error_code
+ * (borrowed, code may be NULL) when it is {"type":"error"}; TM_ERR_INVALID
+ * when it is neither.
+ */
+enum tm_err hrana_result_get(const json_t *result, json_t **response, const char **error_message,
+                             const char **error_code);
+
+#endif

@@ -1,0 +1,1302 @@
+/*
+ * Unit tests for the curl transport and for hrana_pipeline, against a small
+ * libmicrohttpd server started in-process on 127.0.0.1 (port 0, read back).
+ * The server echoes what it received, returns chosen statuses and sizes,
+ * stalls on request (bounded), and emulates sqld and the local tursodb.
+ */
+#include "turso_transport.h"
+#include "hrana.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+
+#define SRV_MAX_BODY     ((size_t)4 * 1024 * 1024)
+#define SRV_STALL_MAX_MS 5000  /* a stalled handler gives up after this */
+#define WAIT_MS          20000 /* upper bound on any wait in these tests */
+
+#define ASSERT_CONTAINS(haystack, needle)                                                          \
+    do {                                                                                           \
+        const char *h_ = (haystack), *n_ = (needle);                                               \
+        if (!h_ || !strstr(h_, n_))                                                                \
+            TEST_FAIL("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_);                   \
+    } while (0)
+
+/* ---- time helpers ---- */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timespec deadline_in(long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Waits (bounded) until *counter >= target; the caller holds `lock`. */
+static bool wait_count(pthread_mutex_t *lock, pthread_cond_t *cond, const int *counter, int target,
+                       long ms)
+{
+    struct timespec dl = deadline_in(ms);
+    while (*counter < target) {
+        if (pthread_cond_timedwait(cond, lock, &dl) == ETIMEDOUT)
+            return *counter >= target;
+    }
+    return true;
+}
+
+/* ---- the in-process server ---- */
+
+enum srv_mode {
+    MODE_SQLD,         /* accepts close, answers every request */
+    MODE_LOCAL,        /* the local tursodb: 500 text on close */
+    MODE_401,          /* {"error": "Unauthorized: ..."} */
+    MODE_401_ECHO,     /* a 401 that echoes the Authorization header */
+    MODE_403,          /* {"error": "Authorization forbidden: ..."} */
+    MODE_400_TEXT,     /* text/plain protocol error */
+    MODE_400_JSON,     /* {"message", "code"} */
+    MODE_502_HTML,     /* a proxy's long HTML page */
+    MODE_ERROR_RESULT, /* 200 with an error result per execute */
+    MODE_BAD_COUNT,    /* 200 with no results at all */
+    MODE_NOT_JSON,     /* 200 with HTML */
+    MODE_STALL,        /* never answers in time */
+};
+
+struct srv {
+    struct MHD_Daemon *d;
+    unsigned port;
+    char base[64]; /* "http://127.0.0.1:PORT" */
+    enum srv_mode mode;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    /* Guarded by lock. */
+    int n_connections;
+    int n_stalled;
+    bool is_released;
+    int n_pipeline_posts;
+    int last_n_requests;
+    bool last_has_close;
+    char last_auth[256];
+    char last_body_head[32];
+};
+
+/* Per-request state: the upload collected so far. */
+struct srv_req {
+    char *buf;
+    size_t len;
+    bool is_too_big;
+};
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *ctype,
+                               const char *body, size_t len)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    if (ctype)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text)
+        return MHD_NO;
+    enum MHD_Result ret = respond(conn, status, "application/json", text, strlen(text));
+    free(text);
+    return ret;
+}
+
+static json_t *header_or_null(struct MHD_Connection *conn, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+    return v ? json_string(v) : json_null();
+}
+
+/* Blocks until the test releases stalled handlers, or SRV_STALL_MAX_MS. */
+static void stall(struct srv *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->n_stalled++;
+    pthread_cond_broadcast(&s->cond);
+    struct timespec dl = deadline_in(SRV_STALL_MAX_MS);
+    while (!s->is_released) {
+        if (pthread_cond_timedwait(&s->cond, &s->lock, &dl) == ETIMEDOUT)
+            break;
+    }
+    s->n_stalled--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static json_t *execute_result(const json_t *stmt)
+{
+    const char *sql = json_string_value(json_object_get(stmt, "sql"));
+    json_t *args = json_object_get(stmt, "args");
+    json_t *row = NULL;
+    if (sql && strcmp(sql, "SELECT 1") == 0)
+        row = json_pack("[{s:s,s:s}]", "type", "integer", "value", "1");
+    else
+        row = args ? json_deep_copy(args) : json_array(); /* echo the arguments as a row */
+    return json_pack("{s:s,s:{s:s,s:{s:[],s:[o],s:i,s:n}}}", "type", "ok", "response", "type",
+                     "execute", "result", "cols", "rows", row, "affected_row_count", 0,
+                     "last_insert_rowid");
+}
+
+static enum MHD_Result pipeline(struct srv *s, struct MHD_Connection *conn, struct srv_req *rq)
+{
+    static const char close_rejected[] =
+        "Internal Server Error: Failed to parse pipeline request: unknown variant `close`, "
+        "expected `execute` or `batch` at line 1 column 80";
+    json_t *body = json_loadb(rq->buf ? rq->buf : "", rq->len, JSON_ALLOW_NUL, NULL);
+    json_t *requests = json_object_get(body, "requests");
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    size_t n = json_array_size(requests);
+    bool has_close = false, has_other = false;
+    for (size_t i = 0; i < n; i++) {
+        const char *type = json_string_value(json_object_get(json_array_get(requests, i), "type"));
+        if (type && strcmp(type, "close") == 0)
+            has_close = true;
+        else if (!type || (strcmp(type, "execute") != 0 && strcmp(type, "batch") != 0))
+            has_other = true;
+    }
+
+    pthread_mutex_lock(&s->lock);
+    s->n_pipeline_posts++;
+    s->last_n_requests = (int)n;
+    const char *last_type =
+        n > 0 ? json_string_value(json_object_get(json_array_get(requests, n - 1), "type")) : NULL;
+    s->last_has_close = last_type && strcmp(last_type, "close") == 0;
+    snprintf(s->last_auth, sizeof(s->last_auth), "%s", auth ? auth : "");
+    snprintf(s->last_body_head, sizeof(s->last_body_head), "%.*s",
+             (int)(rq->len < 31 ? rq->len : 31), rq->buf ? rq->buf : "");
+    enum srv_mode mode = s->mode;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+
+    enum MHD_Result ret = MHD_NO;
+    if (!json_is_array(requests) || has_other) {
+        ret = respond(conn, 400, "text/plain", "bad pipeline", 12);
+        goto out;
+    }
+    switch (mode) {
+    case MODE_LOCAL:
+        if (has_close) {
+            ret = respond(conn, 500, "text/plain", close_rejected, strlen(close_rejected));
+            goto out;
+        }
+        /* fall through */
+    case MODE_SQLD:
+    case MODE_ERROR_RESULT: {
+        json_t *results = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_t *r = json_array_get(requests, i);
+            const char *type = json_string_value(json_object_get(r, "type"));
+            if (strcmp(type, "close") == 0)
+                json_array_append_new(
+                    results, json_pack("{s:s,s:{s:s}}", "type", "ok", "response", "type", "close"));
+            else if (mode == MODE_ERROR_RESULT)
+                json_array_append_new(
+                    results, json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "message",
+                                       "SQL input error: no such table: no_such_table (at offset "
+                                       "14)",
+                                       "code", "SQL_INPUT_ERROR"));
+            else
+                json_array_append_new(results, execute_result(json_object_get(r, "stmt")));
+        }
+        ret = respond_json(conn, 200,
+                           json_pack("{s:n,s:n,s:o}", "baton", "base_url", "results", results));
+        break;
+    }
+    case MODE_401:
+        ret = respond_json(conn, 401,
+                           json_pack("{s:s}", "error", "Unauthorized: `The JWT is invalid`"));
+        break;
+    case MODE_401_ECHO: {
+        char text[512];
+        snprintf(text, sizeof(text), "Unauthorized: got %s", auth ? auth : "nothing");
+        ret = respond_json(conn, 401, json_pack("{s:s}", "error", text));
+        break;
+    }
+    case MODE_403:
+        ret = respond_json(conn, 403,
+                           json_pack("{s:s}", "error",
+                                     "Authorization forbidden: Current session doesn't not have "
+                                     "Write permission to namespace notes-acme"));
+        break;
+    case MODE_400_TEXT: {
+        static const char text[] = "Received a baton that has already been used\n";
+        ret = respond(conn, 400, "text/plain", text, strlen(text));
+        break;
+    }
+    case MODE_400_JSON:
+        ret = respond_json(conn, 400,
+                           json_pack("{s:s,s:s}", "message",
+                                     "The stream has expired due to inactivity", "code",
+                                     "STREAM_EXPIRED"));
+        break;
+    case MODE_502_HTML: {
+        char page[1024];
+        int len = snprintf(page, sizeof(page), "<html><body>%0600d</body></html>", 0);
+        /* A multi-byte character straddles byte 200 of the excerpt. */
+        memcpy(page + 197, "\xc3\xa9\xc3\xa9", 4);
+        ret = respond(conn, 502, "text/html", page, (size_t)len);
+        break;
+    }
+    case MODE_BAD_COUNT:
+        ret = respond_json(conn, 200, json_pack("{s:n,s:n,s:[]}", "baton", "base_url", "results"));
+        break;
+    case MODE_NOT_JSON:
+        ret = respond(conn, 200, "text/html", "<html>oops</html>", 17);
+        break;
+    case MODE_STALL:
+        stall(s);
+        ret = respond(conn, 200, "text/plain", "late", 4);
+        break;
+    }
+out:
+    json_decref(body);
+    return ret;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    struct srv *s = cls;
+    struct srv_req *rq = *con_cls;
+    if (!rq) {
+        rq = calloc(1, sizeof(*rq));
+        if (!rq)
+            return MHD_NO;
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (rq->len + n > SRV_MAX_BODY) {
+            rq->is_too_big = true;
+            return MHD_YES;
+        }
+        char *grown = realloc(rq->buf, rq->len + n + 1);
+        if (!grown)
+            return MHD_NO;
+        rq->buf = grown;
+        memcpy(rq->buf + rq->len, upload_data, n);
+        rq->len += n;
+        rq->buf[rq->len] = '\0';
+        return MHD_YES;
+    }
+    if (rq->is_too_big)
+        return respond(conn, 413, "text/plain", "too big", 7);
+
+    if (strcmp(url, "/echo") == 0) {
+        json_t *j = json_pack(
+            "{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I}", "method", method, "auth",
+            header_or_null(conn, "Authorization"), "content_length",
+            header_or_null(conn, "Content-Length"), "content_type",
+            header_or_null(conn, "Content-Type"), "transfer_encoding",
+            header_or_null(conn, "Transfer-Encoding"), "expect", header_or_null(conn, "Expect"),
+            "user_agent", header_or_null(conn, "User-Agent"), "accept_encoding",
+            header_or_null(conn, "Accept-Encoding"), "body_len", (json_int_t)rq->len);
+        if (j && rq->len < 65536)
+            json_object_set_new(j, "body", json_stringn(rq->buf ? rq->buf : "", rq->len));
+        return respond_json(conn, 200, j);
+    }
+    if (strncmp(url, "/status/", 8) == 0) {
+        unsigned status = (unsigned)atoi(url + 8);
+        char text[32];
+        int len = snprintf(text, sizeof(text), "status %u", status);
+        return respond(conn, status, "text/plain", text, status == 204 ? 0 : (size_t)len);
+    }
+    if (strncmp(url, "/big/", 5) == 0) {
+        size_t n = (size_t)atol(url + 5);
+        char *big = malloc(n + 1);
+        if (!big)
+            return MHD_NO;
+        memset(big, 'x', n);
+        struct MHD_Response *r = MHD_create_response_from_buffer(n, big, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(big);
+            return MHD_NO;
+        }
+        enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    if (strcmp(url, "/stall") == 0) {
+        stall(s);
+        return respond(conn, 200, "text/plain", "late", 4);
+    }
+    if (strcmp(url, "/v2/pipeline") == 0 && strcmp(method, "POST") == 0)
+        return pipeline(s, conn, rq);
+    return respond(conn, 404, "text/plain", "Not Found", 9);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct srv_req *rq = *con_cls;
+    if (rq) {
+        free(rq->buf);
+        free(rq);
+        *con_cls = NULL;
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct srv *s = cls;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->n_connections++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static struct srv *srv_start(enum srv_mode mode)
+{
+    struct srv *s = calloc(1, sizeof(*s));
+    ASSERT_NOT_NULL(s);
+    s->mode = mode;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_port = 0;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* A thread per connection, so a stalled handler blocks only its own. */
+    s->d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+                         NULL, handler, s, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED,
+                         on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    ASSERT_NOT_NULL(s->d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    ASSERT_NOT_NULL(info);
+    s->port = info->port;
+    ASSERT(s->port > 0);
+    snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%u", s->port);
+    return s;
+}
+
+static void srv_release(struct srv *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->is_released = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void srv_stop(struct srv *s)
+{
+    srv_release(s);
+    MHD_stop_daemon(s->d);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static int srv_get(struct srv *s, const int *field)
+{
+    pthread_mutex_lock(&s->lock);
+    int v = *field;
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
+/* Waits until `n` handlers are stalled on the server. */
+static void srv_wait_stalled(struct srv *s, int n)
+{
+    pthread_mutex_lock(&s->lock);
+    bool ok = wait_count(&s->lock, &s->cond, &s->n_stalled, n, WAIT_MS);
+    pthread_mutex_unlock(&s->lock);
+    if (!ok)
+        TEST_FAIL("only %d of %d requests reached the server", srv_get(s, &s->n_stalled), n);
+}
+
+/* A port on 127.0.0.1 that nothing listens on (bound, then closed). */
+static unsigned closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(fd >= 0);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT(bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
+    socklen_t len = sizeof(addr);
+    ASSERT(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+static struct turso_transport *transport_start(long total_timeout_ms, size_t max_response_len)
+{
+    struct turso_transport_opts opts = {
+        .connect_timeout_ms = 2000,
+        .total_timeout_ms = total_timeout_ms,
+        .max_response_len = max_response_len,
+        .user_agent = "turso-mcp-test/1",
+    };
+    struct turso_transport *t = NULL;
+    ASSERT_INT_EQ(turso_transport_start(&opts, &t), TM_OK);
+    ASSERT_NOT_NULL(t);
+    return t;
+}
+
+/* A blocking request; the reply body is parsed as JSON when `json` is set. */
+static void call(struct turso_transport *t, const char *method, const char *url, const char *bearer,
+                 const char *body, long timeout_ms, struct turso_reply *out)
+{
+    struct turso_request req = {
+        .method = method,
+        .url = url,
+        .bearer = bearer,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .timeout_ms = timeout_ms,
+    };
+    enum tm_err err = turso_transport_call(t, &req, out);
+    ASSERT_INT_EQ(err, out->err);
+}
+
+static json_t *echo(struct turso_transport *t, const char *url_base, const char *method,
+                    const char *bearer, const char *body)
+{
+    char url[128];
+    struct turso_reply r;
+    snprintf(url, sizeof(url), "%s/echo", url_base);
+    call(t, method, url, bearer, body, 0, &r);
+    if (r.err != TM_OK)
+        TEST_FAIL("echo failed: %d %s", (int)r.err, r.message);
+    ASSERT_INT_EQ(r.status, 200);
+    json_t *j = json_loadb(r.body, r.body_len, 0, NULL);
+    ASSERT_NOT_NULL(j);
+    turso_reply_cleanup(&r);
+    ASSERT_NULL(r.body);
+    return j;
+}
+
+#define ASSERT_MEMBER_STR(j, key, expected)                                                        \
+    ASSERT_STR_EQ(json_string_value(json_object_get((j), (key))), (expected))
+#define ASSERT_MEMBER_NULL(j, key) ASSERT(json_is_null(json_object_get((j), (key))))
+
+/* ---- transport cases ---- */
+
+static void json_post_roundtrip(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    const char *body = "{\"hello\":\"w\xc3\xb6rld\",\"n\":[1,2,3]}";
+    json_t *j = echo(t, s->base, "POST", "tok-123.abc_DEF", body);
+    ASSERT_MEMBER_STR(j, "method", "POST");
+    ASSERT_MEMBER_STR(j, "body", body);
+    ASSERT_MEMBER_STR(j, "auth", "Bearer tok-123.abc_DEF");
+    ASSERT_MEMBER_STR(j, "content_type", "application/json");
+    char len[32];
+    snprintf(len, sizeof(len), "%zu", strlen(body));
+    ASSERT_MEMBER_STR(j, "content_length", len);
+    ASSERT_MEMBER_NULL(j, "transfer_encoding");
+    ASSERT_MEMBER_NULL(j, "expect");
+    ASSERT_MEMBER_STR(j, "user_agent", "turso-mcp-test/1");
+    ASSERT_NOT_NULL(json_string_value(json_object_get(j, "accept_encoding")));
+    json_decref(j);
+    turso_transport_stop(&t);
+    ASSERT_NULL(t);
+    turso_transport_stop(&t); /* accepts NULL */
+    srv_stop(s);
+}
+
+static void headers_per_method(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+
+    /* A POST without a body still says Content-Length: 0 and has no type. */
+    json_t *j = echo(t, s->base, "POST", NULL, NULL);
+    ASSERT_MEMBER_STR(j, "content_length", "0");
+    ASSERT_MEMBER_NULL(j, "content_type");
+    ASSERT_MEMBER_NULL(j, "auth");
+    json_decref(j);
+
+    /* An empty bearer sends no Authorization header. */
+    j = echo(t, s->base, "GET", "", NULL);
+    ASSERT_MEMBER_STR(j, "method", "GET");
+    ASSERT_MEMBER_NULL(j, "content_length");
+    ASSERT_MEMBER_NULL(j, "auth");
+    json_decref(j);
+
+    j = echo(t, s->base, "PATCH", "t", "{\"a\":1}");
+    ASSERT_MEMBER_STR(j, "method", "PATCH");
+    ASSERT_MEMBER_STR(j, "content_length", "7");
+    ASSERT_MEMBER_STR(j, "body", "{\"a\":1}");
+    ASSERT_MEMBER_STR(j, "auth", "Bearer t");
+    json_decref(j);
+
+    j = echo(t, s->base, "DELETE", "t", NULL);
+    ASSERT_MEMBER_STR(j, "method", "DELETE");
+    ASSERT_MEMBER_STR(j, "body", "");
+    json_decref(j);
+
+    /* A large body goes with Content-Length, unchunked and without Expect. */
+    size_t big_len = 2 * 1024 * 1024;
+    char *big = malloc(big_len + 1);
+    ASSERT_NOT_NULL(big);
+    memset(big, ' ', big_len);
+    big[0] = '[';
+    big[big_len - 1] = ']';
+    big[big_len] = '\0';
+    j = echo(t, s->base, "POST", "t", big);
+    ASSERT_MEMBER_STR(j, "content_length", "2097152");
+    ASSERT_INT_EQ(json_integer_value(json_object_get(j, "body_len")), big_len);
+    ASSERT_MEMBER_NULL(j, "transfer_encoding");
+    ASSERT_MEMBER_NULL(j, "expect");
+    json_decref(j);
+    free(big);
+
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
+static void status_passthrough(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    unsigned statuses[] = {200, 201, 204, 400, 401, 403, 404, 418, 429, 500, 503};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        char url[128];
+        struct turso_reply r;
+        snprintf(url, sizeof(url), "%s/status/%u", s->base, statuses[i]);
+        call(t, "GET", url, NULL, NULL, 0, &r);
+        ASSERT_INT_EQ(r.err, TM_OK);
+        ASSERT_INT_EQ(r.status, statuses[i]);
+        ASSERT_NOT_NULL(r.body);
+        if (statuses[i] == 204) {
+            ASSERT_INT_EQ(r.body_len, 0);
+            ASSERT_STR_EQ(r.body, "");
+        } else {
+            char expected[32];
+            snprintf(expected, sizeof(expected), "status %u", statuses[i]);
+            ASSERT_STR_EQ(r.body, expected);
+            ASSERT_INT_EQ(r.body_len, strlen(expected));
+        }
+        turso_reply_cleanup(&r);
+    }
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
+static void response_cap(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 1000);
+    char url[128];
+    struct turso_reply r;
+
+    snprintf(url, sizeof(url), "%s/big/1000", s->base);
+    call(t, "GET", url, NULL, NULL, 0, &r);
+    ASSERT_INT_EQ(r.err, TM_OK);
+    ASSERT_INT_EQ(r.body_len, 1000);
+    ASSERT_INT_EQ(strlen(r.body), 1000);
+    turso_reply_cleanup(&r);
+
+    size_t sizes[] = {1001, 100000, 3 * 1024 * 1024};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        snprintf(url, sizeof(url), "%s/big/%zu", s->base, sizes[i]);
+        call(t, "GET", url, NULL, NULL, 0, &r);
+        ASSERT_INT_EQ(r.err, TM_ERR_TOO_LARGE);
+        ASSERT_INT_EQ(r.status, 0);
+        ASSERT_INT_EQ(r.body_len, 0);
+        ASSERT_CONTAINS(r.message, "1000 bytes");
+        turso_reply_cleanup(&r);
+    }
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
+static void timeouts(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    char url[128];
+    struct turso_reply r;
+    snprintf(url, sizeof(url), "%s/stall", s->base);
+
+    /* The request's own timeout. */
+    struct turso_transport *t = transport_start(0, 0);
+    long long start = now_ms();
+    call(t, "GET", url, "secret-bearer", NULL, 300, &r);
+    long long took = now_ms() - start;
+    ASSERT_INT_EQ(r.err, TM_ERR_TIMEOUT);
+    ASSERT_INT_EQ(r.status, 0);
+    ASSERT(r.message[0] != '\0');
+    ASSERT(strstr(r.message, "secret-bearer") == NULL);
+    if (took < 250 || took > 3000)
+        TEST_FAIL("a 300 ms timeout took %lld ms", took);
+    turso_reply_cleanup(&r);
+    turso_transport_stop(&t);
+
+    /* The transport's default when the request gives none. */
+    t = transport_start(300, 0);
+    start = now_ms();
+    call(t, "POST", url, NULL, "{}", 0, &r);
+    took = now_ms() - start;
+    ASSERT_INT_EQ(r.err, TM_ERR_TIMEOUT);
+    if (took < 250 || took > 3000)
+        TEST_FAIL("a 300 ms default timeout took %lld ms", took);
+    turso_reply_cleanup(&r);
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
+static void connection_refused(void)
+{
+    struct turso_transport *t = transport_start(0, 0);
+    char url[128];
+    struct turso_reply r;
+    unsigned port = closed_port();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/echo", port);
+    call(t, "POST", url, "secret-bearer", "{}", 0, &r);
+    ASSERT_INT_EQ(r.err, TM_ERR_NETWORK);
+    ASSERT_INT_EQ(r.status, 0);
+    ASSERT_NOT_NULL(r.body);
+    ASSERT_CONTAINS(r.message, "127.0.0.1");
+    ASSERT(strstr(r.message, "secret-bearer") == NULL);
+    turso_reply_cleanup(&r);
+    turso_transport_stop(&t);
+}
+
+static void never_called(const struct turso_reply *reply, void *ctx)
+{
+    TEST_FAIL("a refused submission ran its callback");
+}
+
+static void invalid_requests(void)
+{
+    struct turso_transport *t = transport_start(0, 0);
+    struct turso_request req = {.method = "POST", .url = "http://127.0.0.1:1/x"};
+    ASSERT_INT_EQ(turso_transport_submit(t, &req, NULL, NULL), TM_ERR_INVALID);
+    ASSERT_INT_EQ(turso_transport_submit(NULL, &req, never_called, NULL), TM_ERR_INVALID);
+    ASSERT_INT_EQ(turso_transport_submit(t, NULL, never_called, NULL), TM_ERR_INVALID);
+    req.method = "PUT";
+    ASSERT_INT_EQ(turso_transport_submit(t, &req, never_called, NULL), TM_ERR_INVALID);
+    req.method = NULL;
+    ASSERT_INT_EQ(turso_transport_submit(t, &req, never_called, NULL), TM_ERR_INVALID);
+    req.method = "POST";
+    req.url = NULL;
+    ASSERT_INT_EQ(turso_transport_submit(t, &req, never_called, NULL), TM_ERR_INVALID);
+    req.url = "http://127.0.0.1:1/x";
+    req.bearer = "abc\r\nX-Injected: 1";
+    ASSERT_INT_EQ(turso_transport_submit(t, &req, never_called, NULL), TM_ERR_INVALID);
+    req.bearer = NULL;
+    req.method = "GET";
+    req.body = "{}";
+    req.body_len = 2;
+    ASSERT_INT_EQ(turso_transport_submit(t, &req, never_called, NULL), TM_ERR_INVALID);
+    /* Only http and https. */
+    struct turso_reply r;
+    call(t, "GET", "file:///etc/passwd", NULL, NULL, 0, &r);
+    ASSERT(r.err == TM_ERR_INVALID || r.err == TM_ERR_NETWORK);
+    turso_reply_cleanup(&r);
+    ASSERT_INT_EQ(turso_transport_call(t, &req, NULL), TM_ERR_INVALID);
+    turso_transport_stop(&t);
+}
+
+#define N_CONCURRENT 200
+
+/* Completion counts for many requests at once. */
+struct tally {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int n_done;              /* guarded by lock, like the arrays */
+    int calls[N_CONCURRENT]; /* callbacks seen per request */
+    enum tm_err errs[N_CONCURRENT];
+    long statuses[N_CONCURRENT];
+    bool is_body_ok[N_CONCURRENT];
+    struct turso_transport *t; /* for callbacks that submit again */
+    enum tm_err resubmit_err[N_CONCURRENT];
+    char url[128];
+};
+
+struct tally_slot {
+    struct tally *tally;
+    int i;
+};
+
+static void tally_init(struct tally *ty)
+{
+    memset(ty, 0, sizeof(*ty));
+    pthread_mutex_init(&ty->lock, NULL);
+    pthread_cond_init(&ty->cond, NULL);
+}
+
+static void tally_cleanup(struct tally *ty)
+{
+    pthread_cond_destroy(&ty->cond);
+    pthread_mutex_destroy(&ty->lock);
+}
+
+static void tally_wait(struct tally *ty, int n)
+{
+    pthread_mutex_lock(&ty->lock);
+    bool ok = wait_count(&ty->lock, &ty->cond, &ty->n_done, n, WAIT_MS);
+    int done = ty->n_done;
+    pthread_mutex_unlock(&ty->lock);
+    if (!ok)
+        TEST_FAIL("only %d of %d requests completed", done, n);
+}
+
+static void on_tally(const struct turso_reply *reply, void *ctx)
+{
+    struct tally_slot *slot = ctx;
+    struct tally *ty = slot->tally;
+    char expected[64];
+    snprintf(expected, sizeof(expected), "\"body\":\"{\\\"i\\\":%d}\"", slot->i);
+    pthread_mutex_lock(&ty->lock);
+    ty->calls[slot->i]++;
+    ty->errs[slot->i] = reply->err;
+    ty->statuses[slot->i] = reply->status;
+    ty->is_body_ok[slot->i] = reply->body && strstr(reply->body, expected) != NULL;
+    ty->n_done++;
+    pthread_cond_broadcast(&ty->cond);
+    pthread_mutex_unlock(&ty->lock);
+}
+
+static void many_concurrent(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    static struct tally ty;
+    static struct tally_slot slots[N_CONCURRENT];
+    static char bodies[N_CONCURRENT][32];
+    char url[128];
+    tally_init(&ty);
+    snprintf(url, sizeof(url), "%s/echo", s->base);
+    for (int i = 0; i < N_CONCURRENT; i++) {
+        slots[i].tally = &ty;
+        slots[i].i = i;
+        snprintf(bodies[i], sizeof(bodies[i]), "{\"i\":%d}", i);
+        struct turso_request req = {
+            .method = "POST",
+            .url = url,
+            .bearer = "tok",
+            .body = bodies[i],
+            .body_len = strlen(bodies[i]),
+        };
+        ASSERT_INT_EQ(turso_transport_submit(t, &req, on_tally, &slots[i]), TM_OK);
+    }
+    tally_wait(&ty, N_CONCURRENT);
+    /* Give a duplicate completion a moment to show up. */
+    usleep(100 * 1000);
+    pthread_mutex_lock(&ty.lock);
+    ASSERT_INT_EQ(ty.n_done, N_CONCURRENT);
+    for (int i = 0; i < N_CONCURRENT; i++) {
+        ASSERT_INT_EQ(ty.calls[i], 1);
+        ASSERT_INT_EQ(ty.errs[i], TM_OK);
+        ASSERT_INT_EQ(ty.statuses[i], 200);
+        if (!ty.is_body_ok[i])
+            TEST_FAIL("request %d got another request's answer", i);
+    }
+    pthread_mutex_unlock(&ty.lock);
+    turso_transport_stop(&t);
+    tally_cleanup(&ty);
+    srv_stop(s);
+}
+
+/* Submits the next link of a chain from inside the callback. */
+static void on_chain(const struct turso_reply *reply, void *ctx)
+{
+    struct tally_slot *slot = ctx;
+    struct tally *ty = slot->tally;
+    pthread_mutex_lock(&ty->lock);
+    ty->calls[slot->i]++;
+    ty->errs[slot->i] = reply->err;
+    ty->statuses[slot->i] = reply->status;
+    pthread_mutex_unlock(&ty->lock);
+    if (slot->i + 1 < 5) {
+        /* The slots live in one array, so the next one is right after. */
+        struct turso_request req = {.method = "GET", .url = ty->url};
+        enum tm_err err = turso_transport_submit(ty->t, &req, on_chain, slot + 1);
+        pthread_mutex_lock(&ty->lock);
+        ty->resubmit_err[slot->i] = err;
+        pthread_mutex_unlock(&ty->lock);
+    }
+    pthread_mutex_lock(&ty->lock);
+    ty->n_done++;
+    pthread_cond_broadcast(&ty->cond);
+    pthread_mutex_unlock(&ty->lock);
+}
+
+static void callback_submits(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    static struct tally ty;
+    static struct tally_slot slots[5];
+    tally_init(&ty);
+    ty.t = transport_start(0, 0);
+    snprintf(ty.url, sizeof(ty.url), "%s/status/202", s->base);
+    for (int i = 0; i < 5; i++) {
+        slots[i].tally = &ty;
+        slots[i].i = i;
+    }
+    struct turso_request req = {.method = "GET", .url = ty.url};
+    ASSERT_INT_EQ(turso_transport_submit(ty.t, &req, on_chain, &slots[0]), TM_OK);
+    tally_wait(&ty, 5);
+    pthread_mutex_lock(&ty.lock);
+    for (int i = 0; i < 5; i++) {
+        ASSERT_INT_EQ(ty.calls[i], 1);
+        ASSERT_INT_EQ(ty.errs[i], TM_OK);
+        ASSERT_INT_EQ(ty.statuses[i], 202);
+        if (i < 4)
+            ASSERT_INT_EQ(ty.resubmit_err[i], TM_OK);
+    }
+    pthread_mutex_unlock(&ty.lock);
+    turso_transport_stop(&ty.t);
+    tally_cleanup(&ty);
+    srv_stop(s);
+}
+
+/* Records a cancellation and tries (in vain) to submit again. */
+static void on_cancel(const struct turso_reply *reply, void *ctx)
+{
+    struct tally_slot *slot = ctx;
+    struct tally *ty = slot->tally;
+    struct turso_request req = {.method = "GET", .url = ty->url};
+    enum tm_err err = turso_transport_submit(ty->t, &req, never_called, NULL);
+    pthread_mutex_lock(&ty->lock);
+    ty->calls[slot->i]++;
+    ty->errs[slot->i] = reply->err;
+    ty->statuses[slot->i] = reply->status;
+    ty->resubmit_err[slot->i] = err;
+    ty->n_done++;
+    pthread_cond_broadcast(&ty->cond);
+    pthread_mutex_unlock(&ty->lock);
+}
+
+static void stop_in_flight(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    static struct tally ty;
+    static struct tally_slot slots[5];
+    tally_init(&ty);
+    ty.t = transport_start(0, 0);
+    snprintf(ty.url, sizeof(ty.url), "%s/stall", s->base);
+    for (int i = 0; i < 5; i++) {
+        slots[i].tally = &ty;
+        slots[i].i = i;
+        struct turso_request req = {.method = "GET", .url = ty.url, .bearer = "tok"};
+        ASSERT_INT_EQ(turso_transport_submit(ty.t, &req, on_cancel, &slots[i]), TM_OK);
+    }
+    srv_wait_stalled(s, 5);
+    struct turso_transport *t = ty.t;
+    long long start = now_ms();
+    turso_transport_stop(&t);
+    ASSERT(now_ms() - start < 2000);
+    /* Every callback ran before stop returned. */
+    pthread_mutex_lock(&ty.lock);
+    ASSERT_INT_EQ(ty.n_done, 5);
+    for (int i = 0; i < 5; i++) {
+        ASSERT_INT_EQ(ty.calls[i], 1);
+        ASSERT_INT_EQ(ty.errs[i], TM_ERR_CANCELLED);
+        ASSERT_INT_EQ(ty.statuses[i], 0);
+        ASSERT_INT_EQ(ty.resubmit_err[i], TM_ERR_CANCELLED);
+    }
+    pthread_mutex_unlock(&ty.lock);
+    tally_cleanup(&ty);
+    srv_stop(s);
+}
+
+static void keep_alive(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    for (int i = 0; i < 20; i++) {
+        json_t *j = echo(t, s->base, i % 2 ? "GET" : "POST", "tok", i % 2 ? NULL : "{}");
+        json_decref(j);
+    }
+    ASSERT_INT_EQ(srv_get(s, &s->n_connections), 1);
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
+/* ---- hrana_pipeline against the emulated servers ---- */
+
+/* One pipeline outcome, copied out of the callback. */
+struct box {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int n_calls; /* guarded by lock, like the rest */
+    enum tm_err err;
+    long status;
+    char message[1024];
+    bool has_message;
+    json_t *results;
+};
+
+static void on_outcome(const struct hrana_outcome *o, void *ctx)
+{
+    struct box *b = ctx;
+    pthread_mutex_lock(&b->lock);
+    b->n_calls++;
+    b->err = o->err;
+    b->status = o->http_status;
+    b->has_message = o->message != NULL;
+    snprintf(b->message, sizeof(b->message), "%s", o->message ? o->message : "");
+    json_decref(b->results);
+    /* A copy: the main thread reads it after the transport thread lets go. */
+    b->results = o->results ? json_deep_copy(o->results) : NULL;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Runs a pipeline (requests as JSON text) and waits for its outcome into *b. */
+static void run_pipeline(struct turso_transport *t, const char *url, const char *token,
+                         const char *requests_text, long timeout_ms, struct box *b)
+{
+    memset(b, 0, sizeof(*b));
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->cond, NULL);
+    json_t *requests = json_loads(requests_text, 0, NULL);
+    ASSERT_NOT_NULL(requests);
+    ASSERT_INT_EQ(hrana_pipeline(t, url, token, requests, timeout_ms, on_outcome, b), TM_OK);
+    /* The call serialised the requests: they may go at once. */
+    json_decref(requests);
+    pthread_mutex_lock(&b->lock);
+    bool ok = wait_count(&b->lock, &b->cond, &b->n_calls, 1, WAIT_MS);
+    pthread_mutex_unlock(&b->lock);
+    if (!ok)
+        TEST_FAIL("the pipeline never completed");
+}
+
+static void box_cleanup(struct box *b)
+{
+    pthread_mutex_lock(&b->lock);
+    ASSERT_INT_EQ(b->n_calls, 1);
+    pthread_mutex_unlock(&b->lock);
+    json_decref(b->results);
+    pthread_cond_destroy(&b->cond);
+    pthread_mutex_destroy(&b->lock);
+}
+
+static const char one_select[] = "[{\"type\":\"execute\",\"stmt\":{\"sql\":\"SELECT 1\"}}]";
+
+static void hrana_close_accepted(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    char url[128], message[512];
+    json_t *results = NULL;
+
+    /* A URL with a path and query: only the origin counts. */
+    snprintf(url, sizeof(url), "%s/some/path?authToken=x", s->base);
+    json_t *args =
+        json_pack("[I,s,f,{s:s}]", (json_int_t)INT64_MAX, "h\xc3\xa9", 2.5, "base64", "3q2+7w==");
+    ASSERT_NOT_NULL(args);
+    json_t *stmt = hrana_stmt("SELECT ?, ?, ?, ?", args, message, sizeof(message));
+    json_decref(args);
+    ASSERT_NOT_NULL(stmt);
+    json_t *requests = json_pack("[{s:s,s:o}]", "type", "execute", "stmt", stmt);
+    ASSERT_INT_EQ(hrana_pipeline_sync(t, url, "secret-token", requests, 0, &results, message,
+                                      sizeof(message)),
+                  TM_OK);
+    json_decref(requests);
+    ASSERT_STR_EQ(message, "");
+    ASSERT_INT_EQ(json_array_size(results), 1);
+
+    json_t *response = NULL;
+    const char *emsg = NULL, *code = NULL;
+    ASSERT_INT_EQ(hrana_result_get(json_array_get(results, 0), &response, &emsg, &code), TM_OK);
+    json_t *row = json_array_get(json_object_get(json_object_get(response, "result"), "rows"), 0);
+    ASSERT_INT_EQ(json_array_size(row), 4);
+    json_t *cell = hrana_cell_from_value(json_array_get(row, 0));
+    ASSERT_STR_EQ(json_string_value(json_object_get(cell, "value")), "9223372036854775807");
+    json_decref(cell);
+    cell = hrana_cell_from_value(json_array_get(row, 1));
+    ASSERT_STR_EQ(json_string_value(cell), "h\xc3\xa9");
+    json_decref(cell);
+    cell = hrana_cell_from_value(json_array_get(row, 3));
+    ASSERT_STR_EQ(json_string_value(json_object_get(cell, "base64")), "3q2+7w");
+    json_decref(cell);
+    json_decref(results);
+    results = NULL;
+
+    pthread_mutex_lock(&s->lock);
+    ASSERT_INT_EQ(s->n_pipeline_posts, 1);
+    ASSERT_INT_EQ(s->last_n_requests, 2);
+    ASSERT(s->last_has_close);
+    ASSERT_STR_EQ(s->last_auth, "Bearer secret-token");
+    ASSERT_STR_EQ(s->last_body_head, "{\"baton\":null,\"requests\":[{\"typ");
+    pthread_mutex_unlock(&s->lock);
+
+    /* An empty pipeline sends just close, and returns no results. */
+    requests = json_array();
+    ASSERT_INT_EQ(
+        hrana_pipeline_sync(t, s->base, NULL, requests, 0, &results, message, sizeof(message)),
+        TM_OK);
+    json_decref(requests);
+    ASSERT_INT_EQ(json_array_size(results), 0);
+    json_decref(results);
+    pthread_mutex_lock(&s->lock);
+    ASSERT_INT_EQ(s->n_pipeline_posts, 2);
+    ASSERT_INT_EQ(s->last_n_requests, 1);
+    ASSERT(s->last_has_close);
+    ASSERT_STR_EQ(s->last_auth, "");
+    pthread_mutex_unlock(&s->lock);
+
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
+static void hrana_close_rejected(void)
+{
+    struct srv *s = srv_start(MODE_LOCAL);
+    struct turso_transport *t = transport_start(0, 0);
+    struct box b;
+
+    /* First pipeline: rejected with close, sent again without. */
+    run_pipeline(t, s->base, "tok", one_select, 0, &b);
+    ASSERT_INT_EQ(b.err, TM_OK);
+    ASSERT_INT_EQ(b.status, 200);
+    ASSERT(!b.has_message);
+    ASSERT_INT_EQ(json_array_size(b.results), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(b.results, 0), "type")), "ok");
+    box_cleanup(&b);
+    pthread_mutex_lock(&s->lock);
+    ASSERT_INT_EQ(s->n_pipeline_posts, 2);
+    ASSERT_INT_EQ(s->last_n_requests, 1);
+    ASSERT(!s->last_has_close);
+    pthread_mutex_unlock(&s->lock);
+
+    /* Later pipelines to that origin go without close straight away. */
+    run_pipeline(t, s->base, "tok", one_select, 0, &b);
+    ASSERT_INT_EQ(b.err, TM_OK);
+    ASSERT_INT_EQ(json_array_size(b.results), 1);
+    box_cleanup(&b);
+    run_pipeline(t, s->base, NULL, "[]", 0, &b);
+    ASSERT_INT_EQ(b.err, TM_OK);
+    ASSERT_INT_EQ(json_array_size(b.results), 0);
+    box_cleanup(&b);
+    pthread_mutex_lock(&s->lock);
+    ASSERT_INT_EQ(s->n_pipeline_posts, 4);
+    ASSERT_INT_EQ(s->last_n_requests, 0);
+    ASSERT_STR_EQ(s->last_body_head, "{\"baton\":null,\"requests\":[]}");
+    pthread_mutex_unlock(&s->lock);
+
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
+static void expect_upstream(enum srv_mode mode, long status, const char *message)
+{
+    struct srv *s = srv_start(mode);
+    struct turso_transport *t = transport_start(0, 0);
+    struct box b;
+    run_pipeline(t, s->base, "eyJhbGciOiJFZERTQSJ9.secret.sig", one_select, 0, &b);
+    ASSERT_INT_EQ(b.err, TM_ERR_UPSTREAM);
+    ASSERT_INT_EQ(b.status, status);
+    ASSERT(b.has_message);
+    ASSERT_NULL(b.results);
+    ASSERT_STR_EQ(b.message, message);
+    box_cleanup(&b);
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
+static void hrana_http_errors(void)
+{
+    expect_upstream(MODE_401, 401,
+                    "Turso rejected the database token (HTTP 401): Unauthorized: `The JWT is "
+                    "invalid`");
+    /* A server that echoes the token never gets it into the message. */
+    expect_upstream(MODE_401_ECHO, 401,
+                    "Turso rejected the database token (HTTP 401): Unauthorized: got Bearer ***");
+    expect_upstream(MODE_403, 403,
+                    "The database token lacks permission (HTTP 403): Authorization forbidden: "
+                    "Current session doesn't not have Write permission to namespace notes-acme");
+    expect_upstream(MODE_400_TEXT, 400,
+                    "Server returned HTTP status 400: Received a baton that has already been used");
+    expect_upstream(MODE_400_JSON, 400,
+                    "The stream has expired due to inactivity (code STREAM_EXPIRED)");
+    /* 200 bytes of the page, cut before the character that straddles the limit. */
+    char expected[512];
+    char zeros[200];
+    memset(zeros, '0', sizeof(zeros));
+    snprintf(expected, sizeof(expected),
+             "Server returned HTTP status 502: <html><body>%.*s\xc3\xa9", 185, zeros);
+    expect_upstream(MODE_502_HTML, 502, expected);
+}
+
+static void hrana_result_errors(void)
+{
+    struct srv *s = srv_start(MODE_ERROR_RESULT);
+    struct turso_transport *t = transport_start(0, 0);
+    struct box b;
+    run_pipeline(t, s->base, "tok", one_select, 0, &b);
+    /* The HTTP layer succeeded; the error is in the result. */
+    ASSERT_INT_EQ(b.err, TM_OK);
+    ASSERT_INT_EQ(b.status, 200);
+    ASSERT_INT_EQ(json_array_size(b.results), 1);
+    json_t *response = NULL;
+    const char *message = NULL, *code = NULL;
+    ASSERT_INT_EQ(hrana_result_get(json_array_get(b.results, 0), &response, &message, &code),
+                  TM_ERR_UPSTREAM);
+    ASSERT_STR_EQ(message, "SQL input error: no such table: no_such_table (at offset 14)");
+    ASSERT_STR_EQ(code, "SQL_INPUT_ERROR");
+    box_cleanup(&b);
+    turso_transport_stop(&t);
+    srv_stop(s);
+
+    s = srv_start(MODE_BAD_COUNT);
+    t = transport_start(0, 0);
+    run_pipeline(t, s->base, "tok", one_select, 0, &b);
+    ASSERT_INT_EQ(b.err, TM_ERR_UPSTREAM);
+    ASSERT_INT_EQ(b.status, 200);
+    char expected[256];
+    snprintf(expected, sizeof(expected), "Turso's answer from %s has 0 results for 2 requests",
+             s->base);
+    ASSERT_STR_EQ(b.message, expected);
+    box_cleanup(&b);
+    turso_transport_stop(&t);
+    srv_stop(s);
+
+    s = srv_start(MODE_NOT_JSON);
+    t = transport_start(0, 0);
+    run_pipeline(t, s->base, "tok", one_select, 0, &b);
+    ASSERT_INT_EQ(b.err, TM_ERR_UPSTREAM);
+    snprintf(expected, sizeof(expected), "Turso's answer from %s is not valid JSON", s->base);
+    ASSERT_CONTAINS(b.message, expected);
+    box_cleanup(&b);
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
+static void never_done(const struct hrana_outcome *o, void *ctx)
+{
+    TEST_FAIL("a refused pipeline ran its callback");
+}
+
+static void hrana_transport_errors(void)
+{
+    struct turso_transport *t = transport_start(0, 0);
+    struct box b;
+    char url[128], expected[256], message[256];
+
+    unsigned port = closed_port();
+    snprintf(url, sizeof(url), "libsql://127.0.0.1:%u", port);
+    /* libsql:// means https: a closed port fails at connect either way. */
+    run_pipeline(t, url, "secret-token", one_select, 0, &b);
+    ASSERT_INT_EQ(b.err, TM_ERR_NETWORK);
+    ASSERT_INT_EQ(b.status, 0);
+    snprintf(expected, sizeof(expected),
+             "Turso could not be reached at https://127.0.0.1:%u: ", port);
+    ASSERT_CONTAINS(b.message, expected);
+    ASSERT(strstr(b.message, "secret-token") == NULL);
+    box_cleanup(&b);
+
+    struct srv *s = srv_start(MODE_STALL);
+    run_pipeline(t, s->base, "tok", one_select, 300, &b);
+    ASSERT_INT_EQ(b.err, TM_ERR_TIMEOUT);
+    snprintf(expected, sizeof(expected), "Turso did not answer within 300 ms (%s)", s->base);
+    ASSERT_STR_EQ(b.message, expected);
+    box_cleanup(&b);
+
+    /* Refused at once: done never runs. */
+    json_t *requests = json_array();
+    ASSERT_INT_EQ(hrana_pipeline(t, "wss://db.turso.io", "tok", requests, 0, never_done, NULL),
+                  TM_ERR_INVALID);
+    ASSERT_INT_EQ(hrana_pipeline(t, "ftp://db.turso.io", "tok", requests, 0, never_done, NULL),
+                  TM_ERR_INVALID);
+    ASSERT_INT_EQ(hrana_pipeline(t, s->base, "tok", NULL, 0, never_done, NULL), TM_ERR_INVALID);
+    json_t *not_array = json_object();
+    ASSERT_INT_EQ(hrana_pipeline(t, s->base, "tok", not_array, 0, never_done, NULL),
+                  TM_ERR_INVALID);
+    json_decref(not_array);
+    ASSERT_INT_EQ(hrana_pipeline(t, s->base, "tok", requests, 0, NULL, NULL), TM_ERR_INVALID);
+    json_t *results = NULL;
+    ASSERT_INT_EQ(hrana_pipeline_sync(t, "postgres://x", "tok", requests, 0, &results, message,
+                                      sizeof(message)),
+                  TM_ERR_INVALID);
+    ASSERT_NULL(results);
+    ASSERT_CONTAINS(message, "not a valid database URL");
+
+    /* Sync failures carry the same message. */
+    ASSERT_INT_EQ(
+        hrana_pipeline_sync(t, s->base, "tok", requests, 300, &results, message, sizeof(message)),
+        TM_ERR_TIMEOUT);
+    ASSERT_NULL(results);
+    ASSERT_STR_EQ(message, expected);
+    json_decref(requests);
+
+    srv_stop(s);
+
+    /* Stopping the transport cancels a pipeline in flight. */
+    s = srv_start(MODE_STALL);
+    memset(&b, 0, sizeof(b));
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    requests = json_loads(one_select, 0, NULL);
+    ASSERT_INT_EQ(hrana_pipeline(t, s->base, "tok", requests, 0, on_outcome, &b), TM_OK);
+    json_decref(requests);
+    srv_wait_stalled(s, 1);
+    turso_transport_stop(&t);
+    pthread_mutex_lock(&b.lock);
+    ASSERT_INT_EQ(b.n_calls, 1);
+    ASSERT_INT_EQ(b.err, TM_ERR_CANCELLED);
+    snprintf(expected, sizeof(expected), "The request to Turso at %s was cancelled", s->base);
+    ASSERT_CONTAINS(b.message, expected);
+    pthread_mutex_unlock(&b.lock);
+    box_cleanup(&b);
+    srv_stop(s);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        TEST_FAIL("library initialisation failed");
+    RUN(json_post_roundtrip);
+    RUN(headers_per_method);
+    RUN(status_passthrough);
+    RUN(response_cap);
+    RUN(timeouts);
+    RUN(connection_refused);
+    RUN(invalid_requests);
+    RUN(many_concurrent);
+    RUN(callback_submits);
+    RUN(stop_in_flight);
+    RUN(keep_alive);
+    RUN(hrana_close_accepted);
+    RUN(hrana_close_rejected);
+    RUN(hrana_http_errors);
+    RUN(hrana_result_errors);
+    RUN(hrana_transport_errors);
+    curl_global_cleanup();
+    TEST_DONE();
+}

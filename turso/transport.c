@@ -1,0 +1,671 @@
+/*
+ * The HTTP transport to Turso: one libcurl multi handle driven by a thread of
+ * its own. Submitters on any thread copy their request into a transfer, queue
+ * it under `lock` and wake the thread with curl_multi_wakeup; the thread adds
+ * queued transfers to the multi handle, drives them with curl_multi_poll and
+ * runs each completion callback holding no lock, so a callback may submit
+ * again. Hrana and the Platform API sit above; this file knows neither.
+ */
+#include "turso_transport.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRANSPORT_CONNECT_TIMEOUT_MS 5000L
+#define TRANSPORT_TOTAL_TIMEOUT_MS   30000L
+#define TRANSPORT_MAX_RESPONSE_LEN   ((size_t)64 * 1024 * 1024)
+#define TRANSPORT_USER_AGENT         "turso-mcp"
+/* Only an upper bound: submissions and stop wake the thread at once, and
+ * curl_multi_poll shortens the wait to curl's own next timeout. */
+#define TRANSPORT_POLL_MS 1000
+
+/* Where turso_transport_call waits; lives on the caller's stack. */
+struct sync_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool is_done;             /* guarded by lock */
+    struct turso_reply reply; /* written by the transport thread before is_done */
+};
+
+/* One request, from submit until its completion has been reported. */
+struct xfer {
+    CURL *easy;
+    /* Request headers; one line holds the bearer, so every line is wiped
+     * before the list is freed. */
+    struct curl_slist *headers;
+    char *body; /* our copy of the request body (curl does not copy it) */
+    size_t body_len;
+    char *resp; /* response buffer, always allocated and NUL-terminated */
+    size_t resp_len;
+    size_t resp_cap;
+    size_t max_len;    /* cap on resp_len */
+    bool is_too_large; /* the write callback refused data over max_len */
+    bool is_nomem;     /* the write callback could not grow resp */
+    char errbuf[CURL_ERROR_SIZE];
+    turso_reply_fn fn; /* NULL when waiter is set */
+    void *ctx;
+    struct sync_wait *waiter; /* set by turso_transport_call */
+    struct xfer *prev;        /* links in the queue (next only) or the active list */
+    struct xfer *next;
+};
+
+struct turso_transport {
+    CURLM *multi;
+    CURLSH *share;
+    /* One mutex per kind of data the share handle protects; curl takes them
+     * through share_lock/share_unlock. */
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+    int n_share_locks; /* how many of share_locks are initialised */
+    pthread_t thread;
+    bool has_thread;
+    /* Protects queue_head, queue_tail and is_stopping. Taken by submitters on
+     * any thread and briefly by the transport thread; never held while a
+     * callback runs or while curl works. */
+    pthread_mutex_t lock;
+    bool has_lock;
+    struct xfer *queue_head;
+    struct xfer *queue_tail;
+    bool is_stopping;
+    struct xfer *active; /* in the multi handle; only the transport thread touches it */
+    long connect_timeout_ms;
+    long total_timeout_ms;
+    size_t max_response_len;
+    char *user_agent;
+};
+
+static void share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *userptr)
+{
+    struct turso_transport *t = userptr;
+    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+        pthread_mutex_lock(&t->share_locks[data]);
+}
+
+static void share_unlock(CURL *handle, curl_lock_data data, void *userptr)
+{
+    struct turso_transport *t = userptr;
+    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+        pthread_mutex_unlock(&t->share_locks[data]);
+}
+
+/* Wipes every header line (the Authorization one holds the bearer) and frees the list. */
+static void headers_wipe_free(struct curl_slist *headers)
+{
+    for (struct curl_slist *h = headers; h; h = h->next) {
+        if (h->data)
+            sodium_memzero(h->data, strlen(h->data));
+    }
+    curl_slist_free_all(headers);
+}
+
+/* Ends the transfer's use of curl and of the bearer; the response stays. */
+static void xfer_release_curl(struct xfer *x)
+{
+    if (x->easy) {
+        curl_easy_cleanup(x->easy);
+        x->easy = NULL;
+    }
+    headers_wipe_free(x->headers);
+    x->headers = NULL;
+}
+
+static void xfer_destroy(struct xfer *x)
+{
+    if (!x)
+        return;
+    xfer_release_curl(x);
+    free(x->body);
+    free(x->resp);
+    free(x);
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct xfer *x = userdata;
+    size_t n = size * nmemb;
+    if (n > x->max_len - x->resp_len) {
+        x->is_too_large = true;
+        return 0; /* curl aborts with CURLE_WRITE_ERROR */
+    }
+    if (x->resp_len + n + 1 > x->resp_cap) {
+        size_t cap = x->resp_cap < 4096 ? 4096 : x->resp_cap;
+        while (cap < x->resp_len + n + 1)
+            cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+        /* Never reserve more than the cap allows. */
+        if (cap > x->max_len + 1)
+            cap = x->max_len + 1;
+        char *grown = realloc(x->resp, cap);
+        if (!grown) {
+            x->is_nomem = true;
+            return 0;
+        }
+        x->resp = grown;
+        x->resp_cap = cap;
+    }
+    memcpy(x->resp + x->resp_len, ptr, n);
+    x->resp_len += n;
+    x->resp[x->resp_len] = '\0';
+    return n;
+}
+
+static bool has_crlf(const char *s)
+{
+    return strpbrk(s, "\r\n") != NULL;
+}
+
+/* Copies `req` into a new transfer with a configured easy handle. */
+static enum tm_err xfer_create(struct turso_transport *t, const struct turso_request *req,
+                               struct xfer **out)
+{
+    enum tm_err err = TM_ERR_NOMEM;
+    struct xfer *x = NULL;
+    char *auth = NULL;
+    size_t auth_len = 0;
+    bool is_get = false, is_post = false;
+
+    if (!req->method || !req->url || (!req->body && req->body_len > 0) || req->timeout_ms < 0) {
+        err = TM_ERR_INVALID;
+        goto out;
+    }
+    if (strcmp(req->method, "GET") == 0) {
+        is_get = true;
+    } else if (strcmp(req->method, "POST") == 0) {
+        is_post = true;
+    } else if (strcmp(req->method, "PATCH") != 0 && strcmp(req->method, "DELETE") != 0) {
+        err = TM_ERR_INVALID;
+        goto out;
+    }
+    /* A GET with a body would need a custom request; nothing here sends one. */
+    if (is_get && req->body) {
+        err = TM_ERR_INVALID;
+        goto out;
+    }
+    /* A CR or LF in the bearer would let it inject header lines. */
+    if (req->bearer && has_crlf(req->bearer)) {
+        err = TM_ERR_INVALID;
+        goto out;
+    }
+
+    x = calloc(1, sizeof(*x));
+    if (!x)
+        goto out;
+    x->max_len = t->max_response_len;
+    x->resp = malloc(1);
+    if (!x->resp)
+        goto out;
+    x->resp[0] = '\0';
+    x->resp_cap = 1;
+    if (req->body) {
+        /* +1 so that an empty body still gets a distinct allocation. */
+        x->body = malloc(req->body_len + 1);
+        if (!x->body)
+            goto out;
+        memcpy(x->body, req->body, req->body_len);
+        x->body[req->body_len] = '\0';
+        x->body_len = req->body_len;
+    }
+
+    /* No Expect: 100-continue for large bodies: curl would stall up to a
+     * second waiting for a 100 that servers need not send. */
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    if (!h)
+        goto out;
+    x->headers = h;
+    /* Without a body, "Content-Type:" stops curl adding its form type. */
+    h = curl_slist_append(x->headers,
+                          req->body ? "Content-Type: application/json" : "Content-Type:");
+    if (!h)
+        goto out;
+    x->headers = h;
+    if (req->bearer && req->bearer[0]) {
+        static const char prefix[] = "Authorization: Bearer ";
+        size_t token_len = strlen(req->bearer);
+        auth_len = sizeof(prefix) + token_len; /* includes the NUL */
+        auth = malloc(auth_len);
+        if (!auth)
+            goto out;
+        memcpy(auth, prefix, sizeof(prefix) - 1);
+        memcpy(auth + sizeof(prefix) - 1, req->bearer, token_len + 1);
+        h = curl_slist_append(x->headers, auth);
+        if (!h)
+            goto out;
+        x->headers = h;
+    }
+
+    x->easy = curl_easy_init();
+    if (!x->easy)
+        goto out;
+    CURL *e = x->easy;
+    long timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : t->total_timeout_ms;
+    CURLcode rc = CURLE_OK;
+    /* Each setopt below only copies or stores; any failure is out of memory
+     * or an unsupported option, both fatal for this request. */
+    rc |= curl_easy_setopt(e, CURLOPT_URL, req->url);
+    rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
+    rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    rc |= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    rc |= curl_easy_setopt(e, CURLOPT_USERAGENT, t->user_agent);
+    rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    rc |= curl_easy_setopt(e, CURLOPT_SHARE, t->share);
+    rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+    rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    rc |= curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    /* Redirects would carry the bearer to another host. */
+    rc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    if (is_get) {
+        rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        if (!is_post)
+            rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+        /* A body always goes with an explicit size, so curl sends
+         * Content-Length and never chunks the upload. A POST or PATCH
+         * without a body says Content-Length: 0. */
+        if (req->body || strcmp(req->method, "DELETE") != 0) {
+            rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+            rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
+        }
+    }
+    if (rc != CURLE_OK) {
+        err = TM_ERR_INTERNAL;
+        goto out;
+    }
+
+    *out = x;
+    x = NULL;
+    err = TM_OK;
+out:
+    if (auth)
+        sodium_memzero(auth, auth_len);
+    free(auth);
+    xfer_destroy(x);
+    return err;
+}
+
+/* Queues `x` for the transport thread, or refuses it when stopping. */
+static enum tm_err enqueue(struct turso_transport *t, struct xfer *x)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->is_stopping) {
+        pthread_mutex_unlock(&t->lock);
+        return TM_ERR_CANCELLED;
+    }
+    x->next = NULL;
+    if (t->queue_tail)
+        t->queue_tail->next = x;
+    else
+        t->queue_head = x;
+    t->queue_tail = x;
+    /* Woken under the lock: stop cannot get past setting is_stopping, so the
+     * multi handle cannot be freed, until this returns. The call only writes
+     * to curl's wakeup socket. */
+    curl_multi_wakeup(t->multi);
+    pthread_mutex_unlock(&t->lock);
+    return TM_OK;
+}
+
+/*
+ * Reports the end of a transfer (to its callback or its waiter) and frees it.
+ * Transport thread only, holding no lock.
+ */
+static void finish(struct xfer *x, enum tm_err err, long status, const char *message)
+{
+    struct turso_reply reply;
+
+    /* The transfer is over: wipe the bearer before anyone else runs. */
+    xfer_release_curl(x);
+
+    memset(&reply, 0, sizeof(reply));
+    reply.err = err;
+    if (err == TM_OK) {
+        reply.status = status;
+    } else {
+        /* A failed transfer has no body worth keeping. */
+        x->resp_len = 0;
+        x->resp[0] = '\0';
+        snprintf(reply.message, sizeof(reply.message), "%s",
+                 message && message[0] ? message : tm_err_message(err));
+    }
+    reply.body = x->resp;
+    reply.body_len = x->resp_len;
+
+    if (x->waiter) {
+        struct sync_wait *w = x->waiter;
+        x->resp = NULL; /* the body now belongs to the caller */
+        pthread_mutex_lock(&w->lock);
+        w->reply = reply;
+        w->is_done = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+    } else {
+        x->fn(&reply, x->ctx);
+    }
+    xfer_destroy(x);
+}
+
+static enum tm_err map_curl_error(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return TM_ERR_TIMEOUT;
+    case CURLE_OUT_OF_MEMORY:
+        return TM_ERR_NOMEM;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return TM_ERR_INVALID;
+    default:
+        /* Resolve, connect, TLS, send and receive failures, a peer that closed
+         * the connection: all mean Turso could not be reached. */
+        return TM_ERR_NETWORK;
+    }
+}
+
+/* Turns curl's verdict on a finished transfer into a reply. */
+static void complete(struct xfer *x, CURLcode rc)
+{
+    if (rc == CURLE_OK) {
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        finish(x, TM_OK, status, NULL);
+        return;
+    }
+    if (x->is_too_large && rc == CURLE_WRITE_ERROR) {
+        char message[128];
+        snprintf(message, sizeof(message), "the response exceeded %zu bytes", x->max_len);
+        finish(x, TM_ERR_TOO_LARGE, 0, message);
+        return;
+    }
+    if (x->is_nomem && rc == CURLE_WRITE_ERROR) {
+        finish(x, TM_ERR_NOMEM, 0, NULL);
+        return;
+    }
+    /* curl's error buffer names the host and the failure, never a header. */
+    finish(x, map_curl_error(rc), 0, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+}
+
+static void active_unlink(struct turso_transport *t, struct xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        t->active = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+}
+
+static void active_add(struct turso_transport *t, struct xfer *x)
+{
+    x->prev = NULL;
+    x->next = t->active;
+    if (t->active)
+        t->active->prev = x;
+    t->active = x;
+}
+
+/* Reports every transfer curl has finished. */
+static void drain_done(struct turso_transport *t)
+{
+    CURLMsg *m;
+    int n_left = 0;
+    while ((m = curl_multi_info_read(t->multi, &n_left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        /* Read the message before remove_handle invalidates it. */
+        CURL *e = m->easy_handle;
+        CURLcode rc = m->data.result;
+        char *priv = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+        struct xfer *x = (struct xfer *)priv;
+        curl_multi_remove_handle(t->multi, e);
+        active_unlink(t, x);
+        complete(x, rc);
+    }
+}
+
+/* Ends every queued and running transfer with TM_ERR_CANCELLED. */
+static void cancel_all(struct turso_transport *t, struct xfer *queued)
+{
+    while (queued) {
+        struct xfer *next = queued->next;
+        finish(queued, TM_ERR_CANCELLED, 0, "the transport is stopping");
+        queued = next;
+    }
+    while (t->active) {
+        struct xfer *x = t->active;
+        curl_multi_remove_handle(t->multi, x->easy);
+        active_unlink(t, x);
+        finish(x, TM_ERR_CANCELLED, 0, "the transport is stopping");
+    }
+    /* Callbacks above cannot queue more (submit refuses once stopping), but
+     * a submit that raced with stop may have slipped in before the flag. */
+    pthread_mutex_lock(&t->lock);
+    queued = t->queue_head;
+    t->queue_head = t->queue_tail = NULL;
+    pthread_mutex_unlock(&t->lock);
+    while (queued) {
+        struct xfer *next = queued->next;
+        finish(queued, TM_ERR_CANCELLED, 0, "the transport is stopping");
+        queued = next;
+    }
+}
+
+static void *run(void *arg)
+{
+    struct turso_transport *t = arg;
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
+        struct xfer *incoming = t->queue_head;
+        t->queue_head = t->queue_tail = NULL;
+        bool is_stopping = t->is_stopping;
+        pthread_mutex_unlock(&t->lock);
+
+        if (is_stopping) {
+            cancel_all(t, incoming);
+            break;
+        }
+        while (incoming) {
+            struct xfer *x = incoming;
+            incoming = x->next;
+            if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
+                finish(x, TM_ERR_INTERNAL, 0, "could not start the transfer");
+                continue;
+            }
+            active_add(t, x);
+        }
+        int n_running = 0;
+        curl_multi_perform(t->multi, &n_running);
+        drain_done(t);
+        curl_multi_poll(t->multi, NULL, 0, TRANSPORT_POLL_MS, NULL);
+    }
+    return NULL;
+}
+
+/* Frees what start built; the thread is joined (or was never started). */
+static void transport_free(struct turso_transport *t)
+{
+    if (!t)
+        return;
+    /* Easy handles are gone by now, so the share is no longer in use. */
+    if (t->multi)
+        curl_multi_cleanup(t->multi);
+    if (t->share)
+        curl_share_cleanup(t->share);
+    for (int i = 0; i < t->n_share_locks; i++)
+        pthread_mutex_destroy(&t->share_locks[i]);
+    if (t->has_lock)
+        pthread_mutex_destroy(&t->lock);
+    free(t->user_agent);
+    free(t);
+}
+
+enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
+                                  struct turso_transport **out)
+{
+    enum tm_err err = TM_ERR_NOMEM;
+    struct turso_transport *t = NULL;
+
+    if (!out)
+        return TM_ERR_INVALID;
+    if (opts && (opts->connect_timeout_ms < 0 || opts->total_timeout_ms < 0))
+        return TM_ERR_INVALID;
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        goto out;
+    t->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
+                                                                 : TRANSPORT_CONNECT_TIMEOUT_MS;
+    t->total_timeout_ms =
+        opts && opts->total_timeout_ms > 0 ? opts->total_timeout_ms : TRANSPORT_TOTAL_TIMEOUT_MS;
+    t->max_response_len =
+        opts && opts->max_response_len > 0 ? opts->max_response_len : TRANSPORT_MAX_RESPONSE_LEN;
+    t->user_agent = strdup(opts && opts->user_agent ? opts->user_agent : TRANSPORT_USER_AGENT);
+    if (!t->user_agent)
+        goto out;
+
+    err = TM_ERR_INTERNAL;
+    if (pthread_mutex_init(&t->lock, NULL) != 0)
+        goto out;
+    t->has_lock = true;
+    for (; t->n_share_locks < CURL_LOCK_DATA_LAST; t->n_share_locks++) {
+        if (pthread_mutex_init(&t->share_locks[t->n_share_locks], NULL) != 0)
+            goto out;
+    }
+
+    err = TM_ERR_NOMEM;
+    t->share = curl_share_init();
+    if (!t->share)
+        goto out;
+    CURLSHcode sc = CURLSHE_OK;
+    sc |= curl_share_setopt(t->share, CURLSHOPT_LOCKFUNC, share_lock);
+    sc |= curl_share_setopt(t->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    sc |= curl_share_setopt(t->share, CURLSHOPT_USERDATA, t);
+    sc |= curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    sc |= curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    sc |= curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    if (sc != CURLSHE_OK) {
+        err = TM_ERR_INTERNAL;
+        goto out;
+    }
+    t->multi = curl_multi_init();
+    if (!t->multi)
+        goto out;
+
+    if (pthread_create(&t->thread, NULL, run, t) != 0) {
+        err = TM_ERR_INTERNAL;
+        goto out;
+    }
+    t->has_thread = true;
+    *out = t;
+    t = NULL;
+    err = TM_OK;
+out:
+    transport_free(t);
+    return err;
+}
+
+void turso_transport_stop(struct turso_transport **tp)
+{
+    if (!tp || !*tp)
+        return;
+    struct turso_transport *t = *tp;
+    *tp = NULL;
+    if (t->has_thread) {
+        pthread_mutex_lock(&t->lock);
+        t->is_stopping = true;
+        pthread_mutex_unlock(&t->lock);
+        curl_multi_wakeup(t->multi);
+        pthread_join(t->thread, NULL);
+    }
+    transport_free(t);
+}
+
+enum tm_err turso_transport_submit(struct turso_transport *t, const struct turso_request *req,
+                                   turso_reply_fn fn, void *ctx)
+{
+    struct xfer *x = NULL;
+    if (!t || !req || !fn)
+        return TM_ERR_INVALID;
+    enum tm_err err = xfer_create(t, req, &x);
+    if (err != TM_OK)
+        return err;
+    x->fn = fn;
+    x->ctx = ctx;
+    err = enqueue(t, x);
+    if (err != TM_OK)
+        xfer_destroy(x);
+    return err;
+}
+
+enum tm_err turso_transport_call(struct turso_transport *t, const struct turso_request *req,
+                                 struct turso_reply *out)
+{
+    struct xfer *x = NULL;
+    struct sync_wait w;
+    enum tm_err err;
+
+    if (!out)
+        return TM_ERR_INVALID;
+    memset(out, 0, sizeof(*out));
+    if (!t || !req) {
+        err = TM_ERR_INVALID;
+        goto fail;
+    }
+    /* The transport thread would wait for itself. */
+    if (pthread_equal(pthread_self(), t->thread)) {
+        err = TM_ERR_INTERNAL;
+        goto fail;
+    }
+    err = xfer_create(t, req, &x);
+    if (err != TM_OK)
+        goto fail;
+
+    memset(&w, 0, sizeof(w));
+    if (pthread_mutex_init(&w.lock, NULL) != 0) {
+        xfer_destroy(x);
+        err = TM_ERR_INTERNAL;
+        goto fail;
+    }
+    if (pthread_cond_init(&w.cond, NULL) != 0) {
+        pthread_mutex_destroy(&w.lock);
+        xfer_destroy(x);
+        err = TM_ERR_INTERNAL;
+        goto fail;
+    }
+    x->waiter = &w;
+    err = enqueue(t, x);
+    if (err != TM_OK) {
+        xfer_destroy(x);
+    } else {
+        /* No deadline here: the transfer's own timeouts, or stop, end it. */
+        pthread_mutex_lock(&w.lock);
+        while (!w.is_done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        *out = w.reply;
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    if (err == TM_OK)
+        return out->err;
+fail:
+    out->err = err;
+    snprintf(out->message, sizeof(out->message), "%s", tm_err_message(err));
+    return err;
+}
+
+void turso_reply_cleanup(struct turso_reply *r)
+{
+    if (!r)
+        return;
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+}
