@@ -106,7 +106,7 @@ static int parse_settings(struct config *cfg, int argc, char **argv, char **rest
     return 0;
 }
 
-static int serve(struct config *cfg)
+static int serve(struct config *cfg, const char *program)
 {
     int rc = 1;
     struct store *store = NULL;
@@ -116,6 +116,7 @@ static int serve(struct config *cfg)
     struct http_server *http = NULL;
     bool is_registry_ready = false;
     char *base = NULL;
+    char *data_path = NULL;
 
     /* Signals are taken by sigwait below, so every thread started from here blocks them. */
     sigset_t stop_signals;
@@ -130,9 +131,10 @@ static int serve(struct config *cfg)
         fprintf(stderr, "cannot open the store in %s: %s\n", cfg->data_dir, tm_err_message(err));
         goto out;
     }
+    data_path = realpath(cfg->data_dir, NULL);
     if (is_new_key)
         fprintf(stdout, "Created a new master key in %s/master.key (keep it; it opens the store)\n",
-                cfg->data_dir);
+                data_path ? data_path : cfg->data_dir);
     if (tool_registry_init() != 0) {
         fprintf(stderr, "the tool registry failed its own checks\n");
         goto out;
@@ -169,10 +171,10 @@ static int serve(struct config *cfg)
             strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
             strchr(cfg->listen_host, ':') ? "]" : "", cfg->listen_port);
     fprintf(stdout,
-            "Add a user:  turso-mcp user add --data-dir %s --label NAME --db-url URL "
+            "Add a user:  %s user add --data-dir %s --label NAME --db-url URL "
             "--db-token-file FILE\n"
             "Their URL:   %s/u/<token>/mcp\n",
-            cfg->data_dir, base ? base : "");
+            program, data_path ? data_path : cfg->data_dir, base ? base : "");
     fflush(stdout);
     log_msg(LOG_INFO, "event=ready port=%d threads=%ld", cfg->listen_port, cfg->threads);
 
@@ -191,6 +193,7 @@ out:
         tool_registry_cleanup();
     store_close(&store);
     free(base);
+    free(data_path);
     return rc;
 }
 
@@ -242,7 +245,7 @@ int main(int argc, char **argv)
             rc = 2;
             goto out;
         }
-        rc = serve(&cfg);
+        rc = serve(&cfg, argv[0]);
     } else if (strcmp(command, "user") == 0) {
         rc = admin_user(&cfg, n_rest, rest);
     } else {
