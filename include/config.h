@@ -18,6 +18,7 @@ struct config {
     char *data_dir;            /* holds store.db and master.key */
     char *public_url;          /* base of the URLs handed to users; NULL: http://host:port */
     char *api_url;             /* Turso Platform API base URL */
+    char *db_scheme;           /* https, or http for local servers */
     char *allowed_origins;     /* extra allowed browser origins, comma-separated, or "*" */
     char *allowed_hosts;       /* extra allowed Host values, comma-separated, or "*" */
     long max_body_bytes;       /* request bodies above this get 413 */

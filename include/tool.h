@@ -13,11 +13,13 @@
 #include <stddef.h>
 
 #include "creds.h"
+#include "dbaccess.h"
 #include "turso_transport.h"
 
 /* What every call may use; frozen after startup. */
 struct tool_env {
     struct turso_transport *transport;
+    struct dbaccess *db;      /* reaches a user's databases */
     long max_rows;            /* server cap on rows returned */
     long max_result_bytes;    /* server cap on row data returned */
     long upstream_timeout_ms; /* total time for one Turso request */

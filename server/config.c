@@ -39,6 +39,8 @@ static const struct key keys[] = {
      "* for any)"},
     {"api_url", KEY_STRING, FIELD(api_url), "https://api.turso.tech", 0, 0, false,
      "base URL of the Turso Platform API"},
+    {"db_scheme", KEY_STRING, FIELD(db_scheme), "https", 0, 0, false,
+     "scheme used to reach a database Hostname from the Platform API (https or http)"},
     {"max_body_bytes", KEY_LONG, FIELD(max_body_bytes), "4194304", 1024, 64L << 20, false,
      "largest request body accepted; larger ones get 413"},
     {"max_rows", KEY_LONG, FIELD(max_rows), "500", 1, 100000, false,
@@ -156,6 +158,7 @@ void config_cleanup(struct config *c)
     free(c->data_dir);
     free(c->public_url);
     free(c->api_url);
+    free(c->db_scheme);
     free(c->allowed_origins);
     free(c->allowed_hosts);
     free(c->log_level);

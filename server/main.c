@@ -14,6 +14,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "dbaccess.h"
 #include "http.h"
 #include "log.h"
 #include "mcp.h"
@@ -111,6 +112,7 @@ static int serve(struct config *cfg, const char *program)
     int rc = 1;
     struct store *store = NULL;
     struct turso_transport *transport = NULL;
+    struct dbaccess *db = NULL;
     struct session_table *sessions = NULL;
     struct mcp_server *mcp = NULL;
     struct http_server *http = NULL;
@@ -149,8 +151,15 @@ static int serve(struct config *cfg, const char *program)
         fprintf(stderr, "cannot start the Turso transport\n");
         goto out;
     }
+    struct dbaccess_opts dopts = {
+        .transport = transport, .api_url = cfg->api_url, .db_scheme = cfg->db_scheme};
+    if (dbaccess_create(&dopts, &db) != TM_OK) {
+        fprintf(stderr, "out of memory\n");
+        goto out;
+    }
     struct tool_env env = {
         .transport = transport,
+        .db = db,
         .max_rows = cfg->max_rows,
         .max_result_bytes = cfg->max_result_bytes,
         .upstream_timeout_ms = cfg->upstream_timeout_ms,
@@ -187,6 +196,7 @@ out:
     http_server_quiesce(http);
     turso_transport_stop(&transport);
     http_server_stop(&http);
+    dbaccess_destroy(&db);
     mcp_server_destroy(&mcp);
     session_table_destroy(&sessions);
     if (is_registry_ready)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbaccess.h"
 #include "hrana.h"
 #include "sql_scan.h"
 #include "tool.h"
@@ -272,17 +273,7 @@ static void run(struct tool_call *call)
                                    scan.n_statements);
         goto out;
     }
-    if (!cr->db_url) {
-        result = tool_error_result("This URL was set up without a database URL, so it cannot run "
-                                   "SQL.");
-        goto out;
-    }
-    if (db && cr->default_db && strcmp(json_string_value(db), cr->default_db) != 0) {
-        result = tool_error_result("This URL reaches only the database \"%s\", not \"%.64s\".",
-                                   cr->default_db, json_string_value(db));
-        goto out;
-    }
-    if (cr->is_read_only && !scan.is_read_only) {
+    if (cr->is_read_only && !scan.is_read_only && !dbaccess_is_read_only_enforced(cr)) {
         result = tool_error_result("This URL is read-only, and this statement may write (%s). "
                                    "Only SELECT, VALUES, WITH ... SELECT and EXPLAIN statements "
                                    "run here.",
@@ -303,8 +294,8 @@ static void run(struct tool_call *call)
     }
     q->call = call;
     q->max_rows = max_rows;
-    enum tm_err rc = hrana_pipeline(call->env->transport, cr->db_url, cr->db_token, requests,
-                                    call->env->upstream_timeout_ms, on_answer, q);
+    enum tm_err rc = dbaccess_pipeline(call->env->db, cr, json_string_value(db), requests,
+                                       call->env->upstream_timeout_ms, on_answer, q);
     if (rc != TM_OK) {
         result = tool_error_result("The query could not be sent: %s", tm_err_message(rc));
         goto out;
