@@ -82,6 +82,7 @@ enum srv_mode {
     MODE_BAD_COUNT,    /* 200 with no results at all */
     MODE_NOT_JSON,     /* 200 with HTML */
     MODE_STALL,        /* never answers in time */
+    MODE_LOCAL_STALL,  /* rejects close as the local tursodb does, then stalls */
 };
 
 struct srv {
@@ -276,6 +277,14 @@ static enum MHD_Result pipeline(struct srv *s, struct MHD_Connection *conn, stru
         ret = respond(conn, 200, "text/html", "<html>oops</html>", 17);
         break;
     case MODE_STALL:
+        stall(s);
+        ret = respond(conn, 200, "text/plain", "late", 4);
+        break;
+    case MODE_LOCAL_STALL:
+        if (has_close) {
+            ret = respond(conn, 500, "text/plain", close_rejected, strlen(close_rejected));
+            goto out;
+        }
         stall(s);
         ret = respond(conn, 200, "text/plain", "late", 4);
         break;
@@ -1931,6 +1940,57 @@ static void hrana_transport_errors(void)
     srv_stop(s);
 }
 
+static void hrana_call_group(void)
+{
+    struct turso_transport *t = transport_start(0, 0);
+    struct box b;
+    char expected[256];
+
+    /* A deadline shorter than the pipeline's timeout is named as such. */
+    struct srv *s = srv_start(MODE_STALL);
+    struct turso_call_group g = {.id = turso_transport_new_group_id(),
+                                 .deadline_ms = now_ms() + 300};
+    turso_transport_set_group(&g);
+    run_pipeline(t, s->base, "tok", one_select, 10000, &b);
+    turso_transport_set_group(NULL);
+    ASSERT_INT_EQ(b.err, TM_ERR_TIMEOUT);
+    snprintf(expected, sizeof(expected), "The call ran out of time before Turso answered (%s)",
+             s->base);
+    ASSERT_STR_EQ(b.message, expected);
+    box_cleanup(&b);
+    srv_stop(s);
+
+    /* The resend without close (made in a callback) belongs to the call too. */
+    s = srv_start(MODE_LOCAL_STALL);
+    g.id = turso_transport_new_group_id();
+    g.deadline_ms = 0;
+    memset(&b, 0, sizeof(b));
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    json_t *requests = json_loads(one_select, 0, NULL);
+    turso_transport_set_group(&g);
+    ASSERT_INT_EQ(hrana_pipeline(t, s->base, "tok", requests, 0, on_outcome, &b), TM_OK);
+    turso_transport_set_group(NULL);
+    json_decref(requests);
+    srv_wait_stalled(s, 1);
+    ASSERT_INT_EQ(srv_get(s, &s->n_pipeline_posts), 2);
+    long long start = now_ms();
+    turso_transport_cancel_group(t, g.id);
+    pthread_mutex_lock(&b.lock);
+    bool ok = wait_count(&b.lock, &b.cond, &b.n_calls, 1, CANCEL_FAST_MS);
+    pthread_mutex_unlock(&b.lock);
+    if (!ok || now_ms() - start >= CANCEL_FAST_MS)
+        TEST_FAIL("cancelling the call did not end the resent pipeline");
+    ASSERT_INT_EQ(b.err, TM_ERR_CANCELLED);
+    snprintf(expected, sizeof(expected),
+             "The request to Turso at %s was cancelled: the call was cancelled", s->base);
+    ASSERT_STR_EQ(b.message, expected);
+    box_cleanup(&b);
+    srv_stop(s);
+
+    turso_transport_stop(&t);
+}
+
 int main(void)
 {
     main_thread = pthread_self();
@@ -1960,6 +2020,7 @@ int main(void)
     RUN(hrana_http_errors);
     RUN(hrana_result_errors);
     RUN(hrana_transport_errors);
+    RUN(hrana_call_group);
     curl_global_cleanup();
     TEST_DONE();
 }
