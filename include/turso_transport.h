@@ -78,8 +78,9 @@ void turso_transport_stop(struct turso_transport **t);
  * calling thread's current group. On TM_OK `fn` will be called exactly
  * once, on the transport thread (never inside this call): a request whose
  * group is already cancelled or past its deadline is accepted (TM_OK) and
- * ends at once through `fn` with TM_ERR_CANCELLED or TM_ERR_TIMEOUT. On any other return (bad
- * request, TM_ERR_NOMEM, TM_ERR_CANCELLED once stopping) `fn` never runs.
+ * ends at once through `fn` with TM_ERR_CANCELLED or TM_ERR_TIMEOUT. On any
+ * other return (bad request, TM_ERR_NOMEM, TM_ERR_CANCELLED once stopping)
+ * `fn` never runs.
  *
  * The request's total timeout is its own (or the transport's default),
  * shortened to what is left of its group's deadline when it starts; a
@@ -93,8 +94,9 @@ enum tm_err turso_transport_submit(struct turso_transport *t, const struct turso
  * Blocking form for the command line: submits and waits. *out receives the
  * reply (clean it with turso_reply_cleanup). The request belongs to the
  * calling thread's current group, as with submit. Never call it on the
- * transport thread. Returns out->err: TM_OK when an HTTP status arrived; *out is
- * filled in on every return (body NULL if the request was never queued).
+ * transport thread. Returns out->err: TM_OK when an HTTP status arrived;
+ * *out is filled in on every return (body NULL if the request was never
+ * queued).
  */
 enum tm_err turso_transport_call(struct turso_transport *t, const struct turso_request *req,
                                  struct turso_reply *out);
@@ -120,7 +122,8 @@ uint64_t turso_transport_new_group_id(void);
 /*
  * Cancels every request of group `group_id` on `t`: queued and running ones
  * end with TM_ERR_CANCELLED, each callback running once, on the transport
- * thread, soon after this returns (never inside it). The id is remembered
+ * thread, promptly but never inside this call (a request that curl has
+ * just finished may still report its own outcome). The id is remembered
  * (the last 1024 cancelled ids), so requests submitted for it later end
  * the same way. Cancelling twice, or a group with no requests, is harmless;
  * group 0 and a NULL `t` are ignored. Does not wait.
