@@ -23,6 +23,7 @@ struct tool_env {
     long max_rows;            /* server cap on rows returned */
     long max_result_bytes;    /* server cap on row data returned */
     long upstream_timeout_ms; /* total time for one Turso request */
+    long call_deadline_ms;    /* total time for one call, all its requests together */
 };
 
 struct tool_call;

@@ -16,6 +16,7 @@ static struct mcp_server *server;
 static struct tool_env env = {.max_rows = 10, .max_result_bytes = 4096, .upstream_timeout_ms = 100};
 static struct creds user_creds = {.label = "t", .db_url = NULL};
 static const char *user = "0123456789abcdef";
+static bool accept_sse; /* what the next exchange says it accepts */
 
 /* What one exchange produced, with the body parsed. */
 struct exchange {
@@ -23,9 +24,10 @@ struct exchange {
     json_t *body; /* NULL when there was none */
     char session_id[SESSION_ID_LEN + 1];
     const char *allow;
+    bool is_event_stream;
 };
 
-static void on_reply(struct mcp_reply *reply, void *ctx)
+static void on_done(void *ctx, struct mcp_reply *reply)
 {
     struct mcp_reply *out = ctx;
     *out = *reply;
@@ -42,18 +44,21 @@ static struct exchange exchange_full(const char *http_method, const char *body, 
         .session_id = sid,
         .protocol_version = version,
         .content_type = content_type,
+        .accepts_sse = accept_sse,
         .body = body,
         .body_len = body ? strlen(body) : 0,
     };
     struct mcp_reply reply, late = {0};
     late.status = -1;
-    enum mcp_status st = mcp_handle(server, &req, &reply, on_reply, &late);
+    struct mcp_sink sink = {.done = on_done, .ctx = &late};
+    enum mcp_status st = mcp_handle(server, &req, &reply, &sink);
     if (st == MCP_PENDING) {
         /* Every tool call here fails validation, so it has finished already. */
         ASSERT(late.status != -1);
         reply = late;
     }
-    struct exchange ex = {.status = reply.status, .allow = reply.allow};
+    struct exchange ex = {
+        .status = reply.status, .allow = reply.allow, .is_event_stream = reply.is_event_stream};
     memcpy(ex.session_id, reply.session_id, sizeof(ex.session_id));
     if (reply.body) {
         ex.body = json_loadb(reply.body, reply.body_len, 0, NULL);
@@ -147,7 +152,8 @@ static void test_invalid_envelopes(void)
         struct exchange ex = post(bodies[i], NULL);
         ASSERT_INT_EQ(ex.status, 400);
         int code = error_code(&ex);
-        if (code != -32600 && code != -32700)
+        /* Arrays without a session are refused for the missing session (-32000). */
+        if (code != -32600 && code != -32700 && code != -32000)
             TEST_FAIL("body %zu: code %d", i, code);
         exchange_cleanup(&ex);
     }
@@ -266,10 +272,104 @@ static void test_sessions(void)
     ASSERT_INT_EQ(ex.status, 400);
     exchange_cleanup(&ex);
 
+    /* GET opens the server-to-client stream of a live session, for clients that accept SSE. */
     ex = exchange_full("GET", NULL, NULL, NULL, NULL, &user_creds, user);
+    ASSERT_INT_EQ(ex.status, 400);
+    exchange_cleanup(&ex);
+    open_session(sid);
+    ex = exchange_full("GET", NULL, sid, NULL, NULL, &user_creds, user);
+    ASSERT_INT_EQ(ex.status, 406);
+    exchange_cleanup(&ex);
+    accept_sse = true;
+    ex = exchange_full("GET", NULL, sid, NULL, NULL, &user_creds, user);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT(ex.is_event_stream);
+    exchange_cleanup(&ex);
+    ex = exchange_full("GET", NULL, "00000000000000000000000000000000", NULL, NULL, &user_creds,
+                       user);
+    ASSERT_INT_EQ(ex.status, 404);
+    exchange_cleanup(&ex);
+    accept_sse = false;
+    ex = exchange_full("PUT", NULL, sid, NULL, NULL, &user_creds, user);
     ASSERT_INT_EQ(ex.status, 405);
     ASSERT_NOT_NULL(ex.allow);
     ASSERT_NULL(ex.body);
+    exchange_cleanup(&ex);
+}
+
+/* Opens a session that negotiated `version`. */
+static void open_session_version(const char *version, char sid[SESSION_ID_LEN + 1])
+{
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"%s\"}}",
+             version);
+    struct exchange ex = post(body, NULL);
+    ASSERT_INT_EQ(ex.status, 200);
+    memcpy(sid, ex.session_id, SESSION_ID_LEN + 1);
+    exchange_cleanup(&ex);
+}
+
+static void test_batches(void)
+{
+    const char *batch = "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"},"
+                        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"},"
+                        "{\"jsonrpc\":\"2.0\",\"id\":\"b\",\"method\":\"nope\"},"
+                        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{"
+                        "\"name\":\"turso_query\",\"arguments\":{}}},"
+                        "{\"jsonrpc\":\"1.0\",\"id\":4,\"method\":\"ping\"}]";
+    char sid[SESSION_ID_LEN + 1];
+    /* Only 2025-03-26 has batches. */
+    open_session_version("2025-06-18", sid);
+    struct exchange ex = post(batch, sid);
+    ASSERT_INT_EQ(ex.status, 400);
+    exchange_cleanup(&ex);
+
+    open_session_version("2025-03-26", sid);
+    ex = post(batch, sid);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT(json_is_array(ex.body));
+    /* One answer per request, in order; none for the notification. */
+    ASSERT_INT_EQ(json_array_size(ex.body), 4);
+    ASSERT_INT_EQ(json_integer_value(json_object_get(json_array_get(ex.body, 0), "id")), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(ex.body, 1), "id")), "b");
+    ASSERT_INT_EQ(json_integer_value(json_object_get(
+                      json_object_get(json_array_get(ex.body, 1), "error"), "code")),
+                  -32601);
+    const json_t *call = json_array_get(ex.body, 2);
+    ASSERT_INT_EQ(json_integer_value(json_object_get(call, "id")), 3);
+    ASSERT(json_is_true(json_object_get(json_object_get(call, "result"), "isError")));
+    ASSERT_INT_EQ(json_integer_value(json_object_get(
+                      json_object_get(json_array_get(ex.body, 3), "error"), "code")),
+                  -32600);
+    exchange_cleanup(&ex);
+
+    ex = post("[{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}]", sid);
+    ASSERT_INT_EQ(ex.status, 202);
+    exchange_cleanup(&ex);
+    ex = post("[]", sid);
+    ASSERT_INT_EQ(ex.status, 400);
+    exchange_cleanup(&ex);
+    ex = post("[{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"initialize\",\"params\":{"
+              "\"protocolVersion\":\"2025-03-26\"}}]",
+              sid);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT_INT_EQ(json_integer_value(json_object_get(
+                      json_object_get(json_array_get(ex.body, 0), "error"), "code")),
+                  -32600);
+    exchange_cleanup(&ex);
+}
+
+static void test_cancel_unknown(void)
+{
+    char sid[SESSION_ID_LEN + 1];
+    open_session(sid);
+    /* Unknown or finished ids are ignored: a 202 like any notification. */
+    struct exchange ex = post("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\","
+                              "\"params\":{\"requestId\":77}}",
+                              sid);
+    ASSERT_INT_EQ(ex.status, 202);
     exchange_cleanup(&ex);
 }
 
@@ -450,6 +550,8 @@ int main(void)
     RUN(test_notifications_and_responses);
     RUN(test_methods);
     RUN(test_tool_calls);
+    RUN(test_batches);
+    RUN(test_cancel_unknown);
     mcp_server_destroy(&server);
     session_table_destroy(&sessions);
     tool_registry_cleanup();
