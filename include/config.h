@@ -31,8 +31,12 @@ struct config {
     long sse_keepalive_seconds;  /* between keep-alive comments on SSE streams */
     long call_deadline_ms;       /* one tool call's overall time limit */
     long shutdown_grace_seconds; /* how long calls in flight may finish on SIGTERM */
+    long rate_limit_rps;         /* per-URL average requests per second; 0 off */
+    long rate_limit_burst;       /* per-URL burst above the rate */
+    long max_concurrent_calls;   /* per-URL requests running at once; 0 off */
     long threads;                /* HTTP worker threads */
     long max_connections;        /* open client connections at once */
+    char *log_format;            /* json or text */
     char *log_level;             /* debug, info, warn, error */
 };
 

@@ -41,6 +41,7 @@ struct mcp_reply {
     size_t body_len;
     const char *content_type;            /* static string, or NULL with no body */
     const char *allow;                   /* Allow header for 405, or NULL */
+    const char *retry_after;             /* Retry-After header for 429, or NULL */
     char session_id[SESSION_ID_LEN + 1]; /* "" or an Mcp-Session-Id to send */
     bool is_event_stream;                /* GET: open the session's server-to-client stream */
     bool wants_priming;                  /* send a priming event first (2025-11-25 and later) */
@@ -94,6 +95,9 @@ enum tm_err mcp_open_legacy_session(struct mcp_server *m, const char *user_id,
 
 /* Ends a session (a legacy stream closed). */
 void mcp_close_session(struct mcp_server *m, const char *session_id, const char *user_id);
+
+/* MCP sessions held now. */
+size_t mcp_session_count(struct mcp_server *m);
 
 /* Tool calls still running. */
 size_t mcp_calls_in_flight(struct mcp_server *m);

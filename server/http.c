@@ -18,10 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
 #include "sse.h"
 
 enum route {
@@ -29,7 +32,9 @@ enum route {
     ROUTE_MCP,      /* /u/<token>/mcp, or /mcp with a Bearer token: Streamable HTTP */
     ROUTE_SSE,      /* /u/<token>/sse: the 2024-11-05 HTTP+SSE transport's stream */
     ROUTE_MESSAGES, /* /u/<token>/messages?sessionId=...: that transport's POSTs */
-    ROUTE_HEALTHZ,  /* /healthz */
+    ROUTE_HEALTHZ,  /* /healthz: the process is up */
+    ROUTE_READYZ,   /* /readyz: it takes requests (not while stopping) */
+    ROUTE_METRICS,  /* /metrics: Prometheus text */
 };
 
 /*
@@ -53,11 +58,13 @@ struct http_server {
     struct mcp_server *mcp;   /* borrowed */
     atomic_ulong next_request_id;
     int port;
-    MHD_socket quiesced_fd; /* the listen socket after quiesce; closed after the daemon stops */
-    char *public_origin;    /* scheme://host[:port] of the public URL */
-    char *public_host;      /* host[:port] of the public URL, as a Host header carries it */
-    bool is_loopback;       /* bound to a loopback address: loopback Host names are fine */
-    struct sse_hub *hub;    /* every open SSE stream */
+    MHD_socket quiesced_fd;  /* the listen socket after quiesce; closed after the daemon stops */
+    char *public_origin;     /* scheme://host[:port] of the public URL */
+    char *public_host;       /* host[:port] of the public URL, as a Host header carries it */
+    bool is_loopback;        /* bound to a loopback address: loopback Host names are fine */
+    struct sse_hub *hub;     /* every open SSE stream */
+    struct ratelimit *rl;    /* per-URL limits */
+    atomic_bool is_stopping; /* quiesced: /readyz says no */
     pthread_mutex_t legacy_lock; /* guards `legacy` */
     struct legacy *legacy;       /* open HTTP+SSE sessions */
 };
@@ -100,6 +107,7 @@ struct request {
     atomic_int refs;
     struct sse_stream *stream; /* this POST's SSE response, once opened */
     struct legacy *legacy;     /* for /messages: the HTTP+SSE session (a reference) */
+    bool is_admitted;          /* counted as running by the rate limiter */
 };
 
 static void legacy_release(struct legacy **lp)
@@ -118,6 +126,8 @@ static void request_release(struct request *r)
 {
     if (atomic_fetch_sub(&r->refs, 1) != 1)
         return;
+    if (r->is_admitted)
+        ratelimit_leave(r->server->rl, r->user_id);
     sodium_memzero(r->token, sizeof(r->token));
     if (r->has_creds)
         creds_cleanup(&r->creds);
@@ -244,6 +254,10 @@ static enum route route_path(const char *url, struct request *r)
 {
     if (strcmp(url, "/healthz") == 0)
         return ROUTE_HEALTHZ;
+    if (strcmp(url, "/readyz") == 0)
+        return ROUTE_READYZ;
+    if (strcmp(url, "/metrics") == 0)
+        return ROUTE_METRICS;
     if (strncmp(url, "/u/", 3) != 0)
         return route_endpoint(url);
     const char *token = url + 3;
@@ -317,6 +331,8 @@ static enum MHD_Result send_reply(struct request *r, struct mcp_reply *reply)
         MHD_add_response_header(resp, "Mcp-Session-Id", reply->session_id);
     if (reply->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, reply->allow);
+    if (reply->retry_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, reply->retry_after);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     add_cors_headers(r, resp);
     r->status = reply->status;
@@ -439,6 +455,38 @@ static bool accepts_event_stream(struct MHD_Connection *conn)
     return accept && strcasestr(accept, "text/event-stream") != NULL;
 }
 
+/*
+ * Applies the URL's rate limits to a POST. Returns true if it may go on;
+ * otherwise the 429 (with Retry-After, and a JSON-RPC error saying when to
+ * retry) is queued and *ret holds what to return to libmicrohttpd.
+ */
+static bool admit(struct request *r, enum MHD_Result *ret)
+{
+    int retry_after = 1;
+    if (strcmp(r->method, "POST") != 0)
+        return true;
+    if (ratelimit_enter(r->server->rl, r->user_id, &retry_after)) {
+        r->is_admitted = true;
+        return true;
+    }
+    metrics_rate_limited();
+    char body[200], seconds[16];
+    snprintf(body, sizeof(body),
+             "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":\"Rate limit "
+             "exceeded for this URL: retry after %d s\",\"data\":{\"retryAfterSeconds\":%d}}}",
+             retry_after, retry_after);
+    snprintf(seconds, sizeof(seconds), "%d", retry_after);
+    struct mcp_reply reply = {.status = 429, .content_type = "application/json"};
+    reply.body = strdup(body);
+    reply.body_len = reply.body ? strlen(body) : 0;
+    reply.retry_after = seconds;
+    *ret = reply.body ? send_reply(r, &reply) : MHD_NO;
+    free(reply.body);
+    log_msg(LOG_INFO, "event=rate_limited rid=%lu user=%s retry_after_s=%d", r->id, r->user_id,
+            retry_after);
+    return false;
+}
+
 static enum MHD_Result serve_mcp(struct request *r)
 {
     struct http_server *h = r->server;
@@ -459,6 +507,9 @@ static enum MHD_Result serve_mcp(struct request *r)
     struct mcp_sink sink = {
         .open_stream = sink_open_stream, .send = sink_send, .done = sink_done, .ctx = r};
     struct mcp_reply reply;
+    enum MHD_Result refused;
+    if (!admit(r, &refused))
+        return refused;
     r->is_pending = true;
     atomic_fetch_add(&r->refs, 1); /* the call's, should it go on after this returns */
     if (mcp_handle(h->mcp, &mreq, &reply, &sink) == MCP_DONE) {
@@ -635,6 +686,42 @@ static enum MHD_Result serve_messages(struct request *r)
     return send_text(r, 202, "text/plain", "Accepted");
 }
 
+static long long store_bytes(const char *data_dir)
+{
+    static const char *const files[] = {"store.db", "store.db-wal"};
+    long long total = 0;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", data_dir, files[i]);
+        if (stat(path, &st) == 0)
+            total += (long long)st.st_size;
+        else if (i == 0)
+            return -1;
+    }
+    return total;
+}
+
+static enum MHD_Result serve_metrics(struct request *r)
+{
+    struct http_server *h = r->server;
+    struct metrics_gauges g = {
+        .sessions = mcp_session_count(h->mcp),
+        .streams = sse_hub_count(h->hub),
+        .calls_in_flight = mcp_calls_in_flight(h->mcp),
+        .store_bytes = store_bytes(h->cfg->data_dir),
+    };
+    struct mcp_reply reply = {.status = 200,
+                              .content_type = "text/plain; version=0.0.4; charset=utf-8"};
+    reply.body = metrics_render(&g);
+    if (!reply.body)
+        return MHD_NO;
+    reply.body_len = strlen(reply.body);
+    enum MHD_Result ret = send_reply(r, &reply);
+    free(reply.body);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -699,6 +786,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                          "\"Forbidden: Origin not allowed\"}}");
     if (r->route == ROUTE_HEALTHZ)
         return send_text(r, 200, "text/plain", "ok\n");
+    if (r->route == ROUTE_READYZ)
+        return atomic_load(&h->is_stopping) ? send_text(r, 503, "text/plain", "stopping\n")
+                                            : send_text(r, 200, "text/plain", "ready\n");
+    if (r->route == ROUTE_METRICS)
+        return serve_metrics(r);
     if (r->route == ROUTE_NOT_FOUND)
         return send_text(r, 404, "text/plain", "Not Found");
     if (strcmp(r->method, "OPTIONS") == 0)
@@ -736,6 +828,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     clock_gettime(CLOCK_MONOTONIC, &now);
     double ms = (double)(now.tv_sec - r->started.tv_sec) * 1e3 +
                 (double)(now.tv_nsec - r->started.tv_nsec) / 1e6;
+    metrics_http(r->status);
     log_msg(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_DEBUG : LOG_INFO,
             "event=http rid=%lu method=%s path=%s status=%d user=%s duration_ms=%.2f%s", r->id,
             r->method, r->masked_path, r->status, r->has_creds ? r->user_id : "-", ms,
@@ -747,6 +840,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void free_server(struct http_server *h)
 {
     sse_hub_destroy(&h->hub);
+    ratelimit_destroy(&h->rl);
     pthread_mutex_destroy(&h->legacy_lock);
     free(h->public_origin);
     free(h->public_host);
@@ -785,6 +879,8 @@ enum tm_err http_server_start(const struct config *cfg, struct store *store, str
     pthread_mutex_init(&h->legacy_lock, NULL);
     if (sse_hub_start(cfg->sse_keepalive_seconds * 1000, (size_t)cfg->max_body_bytes * 2,
                       &h->hub) != TM_OK ||
+        ratelimit_create((double)cfg->rate_limit_rps, (double)cfg->rate_limit_burst,
+                         cfg->max_concurrent_calls, &h->rl) != TM_OK ||
         set_public_names(h) != TM_OK) {
         free_server(h);
         return TM_ERR_NOMEM;
@@ -836,6 +932,7 @@ void http_server_quiesce(struct http_server *h)
 {
     if (!h || !h->daemon)
         return;
+    atomic_store(&h->is_stopping, true);
     /* The daemon's threads may still look at the socket until it stops; close it after. */
     h->quiesced_fd = MHD_quiesce_daemon(h->daemon);
 }

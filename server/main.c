@@ -264,6 +264,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         goto out;
     log_set_level(parse_level(cfg.log_level));
+    log_set_json(strcmp(cfg.log_format, "text") != 0);
     if (strcmp(command, "serve") == 0) {
         if (n_rest > 0) {
             fprintf(stderr, "unknown option %s (see turso-mcp --help)\n", rest[0]);

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "turso_transport.h"
 
 const char *const mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05", NULL};
@@ -303,9 +304,10 @@ static void finish_call(struct tool_call *call, json_t *result)
         notify_progress(p, 1.0, is_error ? "Failed" : "Done");
         reply_result(&reply, p->id, result);
     }
+    const char *outcome = reply.is_cancelled ? "cancelled" : (is_error ? "error" : "ok");
+    metrics_tool(p->tool_name, outcome, ms);
     log_msg(LOG_INFO, "event=tool_call rid=%lu user=%s tool=%s outcome=%s duration_ms=%.1f",
-            p->request_id, p->user_id, p->tool_name,
-            reply.is_cancelled ? "cancelled" : (is_error ? "error" : "ok"), ms);
+            p->request_id, p->user_id, p->tool_name, outcome, ms);
     struct mcp_sink sink = p->sink;
     json_decref(p->id);
     json_decref(p->args);
@@ -484,6 +486,7 @@ static enum mcp_status handle_message(struct mcp_server *m, const struct mcp_req
     const json_t *id = json_object_get(msg, "id");
     const char *method = json_string_value(json_object_get(msg, "method"));
     const json_t *params = json_object_get(msg, "params");
+    metrics_rpc(method);
     /* Notifications and the client's responses are acknowledged and never answered. */
     if (!id || !method) {
         if (method && strcmp(method, "notifications/cancelled") == 0)
@@ -696,6 +699,7 @@ static enum mcp_status handle_post(struct mcp_server *m, const struct mcp_reques
                         "Invalid Request: initialize must be a request with an id");
         else
             handle_initialize(m, req, id, json_object_get(msg, "params"), r);
+        metrics_rpc(method);
         goto out;
     }
     if (!req->session_id) {
@@ -765,6 +769,11 @@ enum tm_err mcp_open_legacy_session(struct mcp_server *m, const char *user_id,
                                     char id_out[SESSION_ID_LEN + 1])
 {
     return session_open(m->sessions, user_id, "2024-11-05", id_out);
+}
+
+size_t mcp_session_count(struct mcp_server *m)
+{
+    return session_count(m->sessions);
 }
 
 void mcp_close_session(struct mcp_server *m, const char *session_id, const char *user_id)

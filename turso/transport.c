@@ -22,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics.h"
+
 #define TRANSPORT_CONNECT_TIMEOUT_MS 5000L
 #define TRANSPORT_TOTAL_TIMEOUT_MS   30000L
 #define TRANSPORT_MAX_RESPONSE_LEN   ((size_t)64 * 1024 * 1024)
@@ -370,6 +372,10 @@ static enum tm_err enqueue(struct turso_transport *t, struct xfer *x)
 static void finish(struct xfer *x, enum tm_err err, long status, const char *message)
 {
     struct turso_reply reply;
+    double seconds = 0;
+    if (x->easy)
+        curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &seconds);
+    metrics_upstream(err != TM_OK || status < 200 || status > 299, seconds * 1000.0);
 
     /* The transfer is over: wipe the bearer before anyone else runs. */
     xfer_release_curl(x);
