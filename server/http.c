@@ -613,6 +613,8 @@ static enum MHD_Result serve_sse(struct request *r)
     l->is_listed = true;
     pthread_mutex_unlock(&h->legacy_lock);
     sse_stream_on_gone(l->stream, legacy_gone, l);
+    /* Ours until this function returns, even if the stream ends at once. */
+    atomic_fetch_add(&l->refs, 1);
     add_cors_headers(r, resp);
     r->status = 200;
     enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
@@ -629,6 +631,7 @@ static enum MHD_Result serve_sse(struct request *r)
                 : snprintf(endpoint, sizeof(endpoint), "/messages?sessionId=%s", l->session_id);
     sse_stream_send(l->stream, "endpoint", false, endpoint, (size_t)n);
     sodium_memzero(endpoint, sizeof(endpoint));
+    legacy_release(&l);
     return ret;
 }
 
