@@ -11,6 +11,7 @@
 
 #include "dbaccess.h"
 #include "hrana.h"
+#include "rows.h"
 #include "sql_scan.h"
 #include "tool.h"
 
@@ -36,129 +37,8 @@ static const char input_schema[] =
     "\"required\":[\"sql\"],\"additionalProperties\":false}";
 
 static const char output_schema[] =
-    "{\"type\":\"object\",\"properties\":{"
-    "\"columns\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
-    "\"name\":{\"type\":[\"string\",\"null\"]},\"type\":{\"type\":[\"string\",\"null\"],"
-    "\"description\":\"declared column type, null for expressions\"}},"
-    "\"required\":[\"name\",\"type\"]}},"
-    "\"rows\":{\"type\":\"array\",\"items\":{\"type\":\"array\"},\"description\":\"Each cell: "
-    "null for NULL; a JSON integer for INTEGER within +-(2^53-1); a string for TEXT; "
-    "{type:'integer',value:'<decimal>'} for larger integers; {type:'float',value:n} for REAL "
-    "(value null when not finite); {type:'blob',base64:'...'} for BLOB.\"},"
-    "\"row_count\":{\"type\":\"integer\",\"description\":\"rows returned here\"},"
-    "\"rows_available\":{\"type\":\"integer\",\"description\":\"rows the statement produced\"},"
-    "\"truncated\":{\"type\":\"boolean\"},"
-    "\"affected_row_count\":{\"type\":\"integer\"},"
-    "\"last_insert_rowid\":{\"type\":\"string\"}},"
+    "{\"type\":\"object\",\"properties\":{" ROWS_SCHEMA_PROPERTIES "},"
     "\"required\":[\"columns\",\"rows\",\"row_count\",\"truncated\"]}";
-
-/* A rough size of a cell as JSON, for the byte cap; cheaper than serialising. */
-static size_t cell_size(const json_t *cell)
-{
-    switch (json_typeof(cell)) {
-    case JSON_STRING:
-        return json_string_length(cell) + 3;
-    case JSON_OBJECT: {
-        const json_t *b = json_object_get(cell, "base64");
-        const json_t *v = json_object_get(cell, "value");
-        return 32 + (b ? json_string_length(b) : 0) +
-               (json_is_string(v) ? json_string_length(v) : 24);
-    }
-    default:
-        return 24;
-    }
-}
-
-static json_t *build_columns(const json_t *cols)
-{
-    json_t *out = json_array();
-    size_t i;
-    const json_t *col;
-    json_array_foreach(cols, i, col)
-    {
-        const json_t *name = json_object_get(col, "name");
-        const json_t *decl = json_object_get(col, "decltype");
-        json_t *c = json_pack("{s:O, s:O}", "name", json_is_string(name) ? name : json_null(),
-                              "type", json_is_string(decl) ? decl : json_null());
-        if (!c || json_array_append_new(out, c) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-
-/*
- * Turns a StmtResult into the tool's structured result, applying the row
- * and byte caps. NULL with `why` set if the result is malformed.
- */
-static json_t *build_result(const json_t *sr, long max_rows, long max_bytes, const char **why)
-{
-    const json_t *cols = json_object_get(sr, "cols");
-    const json_t *rows = json_object_get(sr, "rows");
-    if (!json_is_array(cols) || !json_is_array(rows)) {
-        *why = "the result has no columns or rows";
-        return NULL;
-    }
-    json_t *out = NULL, *columns = build_columns(cols), *out_rows = json_array();
-    if (!columns || !out_rows)
-        goto fail;
-    size_t n_rows = json_array_size(rows), taken = 0, bytes = 0;
-    bool is_truncated = false;
-    for (size_t r = 0; r < n_rows; r++) {
-        if ((long)taken >= max_rows) {
-            is_truncated = true;
-            break;
-        }
-        const json_t *row = json_array_get(rows, r);
-        if (!json_is_array(row)) {
-            *why = "a row is not an array";
-            goto fail;
-        }
-        json_t *out_row = json_array();
-        size_t row_bytes = 0;
-        if (!out_row)
-            goto fail;
-        for (size_t c = 0; c < json_array_size(row); c++) {
-            json_t *cell = hrana_cell_from_value(json_array_get(row, c));
-            if (!cell) {
-                json_decref(out_row);
-                *why = "a value in a row is malformed";
-                goto fail;
-            }
-            row_bytes += cell_size(cell);
-            json_array_append_new(out_row, cell);
-        }
-        if (bytes + row_bytes > (size_t)max_bytes) {
-            json_decref(out_row);
-            is_truncated = true;
-            break;
-        }
-        bytes += row_bytes;
-        json_array_append_new(out_rows, out_row);
-        taken++;
-    }
-    out = json_pack("{s:o, s:o, s:I, s:I, s:b}", "columns", columns, "rows", out_rows, "row_count",
-                    (json_int_t)taken, "rows_available", (json_int_t)n_rows, "truncated",
-                    is_truncated);
-    columns = out_rows = NULL;
-    if (!out)
-        goto fail;
-    const json_t *affected = json_object_get(sr, "affected_row_count");
-    if (json_is_integer(affected))
-        json_object_set(out, "affected_row_count", (json_t *)affected);
-    const json_t *rowid = json_object_get(sr, "last_insert_rowid");
-    if (json_is_string(rowid))
-        json_object_set(out, "last_insert_rowid", (json_t *)rowid);
-    return out;
-fail:
-    json_decref(columns);
-    json_decref(out_rows);
-    json_decref(out);
-    if (!*why)
-        *why = "out of memory";
-    return NULL;
-}
 
 static void on_answer(const struct hrana_outcome *o, void *ctx)
 {
@@ -180,8 +60,8 @@ static void on_answer(const struct hrana_outcome *o, void *ctx)
     }
     const json_t *sr = json_object_get(response, "result");
     const char *why = NULL;
-    json_t *structured =
-        rc == TM_OK ? build_result(sr, q->max_rows, call->env->max_result_bytes, &why) : NULL;
+    size_t bytes_left = (size_t)call->env->max_result_bytes;
+    json_t *structured = rc == TM_OK ? rows_from_result(sr, q->max_rows, &bytes_left, &why) : NULL;
     if (!structured) {
         result = tool_error_result("Turso sent an answer that could not be read: %s",
                                    why ? why : "unexpected result shape");
