@@ -1,9 +1,10 @@
 /*
  * turso_query: runs exactly one SQL statement on the user's database
  * through Hrana over HTTP and returns its columns and rows, capped in rows
- * and bytes. Statement counting and the read-only check happen here,
- * before any call, because the local Turso server silently runs only the
- * first of several statements and does not enforce read-only tokens.
+ * and bytes. Statement counting happens here, before any call, because
+ * the local Turso server silently runs only the first of several
+ * statements; a read-only URL that Turso does not enforce goes through the
+ * shared read-only check (readonly.c) first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "dbaccess.h"
 #include "hrana.h"
+#include "readonly.h"
 #include "rows.h"
 #include "sql_scan.h"
 #include "tool.h"
@@ -19,7 +21,17 @@
 struct query {
     struct tool_call *call;
     long max_rows;
+    json_t *requests;     /* the pipeline to send once the read-only check passes */
+    const char *database; /* borrowed from call->args; NULL for the default */
 };
+
+static void query_destroy(struct query *q)
+{
+    if (!q)
+        return;
+    json_decref(q->requests);
+    free(q);
+}
 
 static const char input_schema[] =
     "{\"type\":\"object\",\"properties\":{"
@@ -81,15 +93,40 @@ static void on_answer(const struct hrana_outcome *o, void *ctx)
         snprintf(summary, sizeof(summary), "Returned %ld row%s.", n, n == 1 ? "" : "s");
     result = tool_ok_result(structured, summary, true);
 out:
-    free(q);
+    query_destroy(q);
     tool_call_finish(call, result);
+}
+
+/* Sends the query; finishes the call itself if that fails. Owns q. */
+static void send_query(struct query *q)
+{
+    struct tool_call *call = q->call;
+    enum tm_err rc = dbaccess_pipeline(call->env->db, call->creds, q->database, q->requests,
+                                       call->env->upstream_timeout_ms, on_answer, q);
+    if (rc != TM_OK) {
+        query_destroy(q);
+        tool_call_finish(call,
+                         tool_error_result("The query could not be sent: %s", tm_err_message(rc)));
+    }
+}
+
+static void on_checked(bool is_allowed, json_t *refusal, void *ctx)
+{
+    struct query *q = ctx;
+    if (is_allowed) {
+        send_query(q);
+        return;
+    }
+    struct tool_call *call = q->call;
+    query_destroy(q);
+    tool_call_finish(call, refusal);
 }
 
 static void run(struct tool_call *call)
 {
     const json_t *a = call->args;
     const struct creds *cr = call->creds;
-    json_t *stmt = NULL, *requests = NULL;
+    json_t *stmt = NULL;
     struct query *q = NULL;
     char err[256] = "";
     json_t *result = NULL;
@@ -153,39 +190,34 @@ static void run(struct tool_call *call)
                                    scan.n_statements);
         goto out;
     }
-    if (cr->is_read_only && !scan.is_read_only && !dbaccess_is_read_only_enforced(cr)) {
-        result = tool_error_result("This URL is read-only, and this statement may write (%s). "
-                                   "Only SELECT, VALUES, WITH ... SELECT and EXPLAIN statements "
-                                   "run here.",
-                                   scan.first_word[0] ? scan.first_word : "unknown statement");
-        goto out;
-    }
-
     stmt = hrana_stmt(sql, json_is_null(args) ? NULL : args, err, sizeof(err));
     if (!stmt) {
         result = tool_error_result("Invalid args: %s", err);
         goto out;
     }
-    requests = json_pack("[{s:s, s:O}]", "type", "execute", "stmt", stmt);
     q = calloc(1, sizeof(*q));
-    if (!requests || !q) {
-        result = tool_error_result("out of memory");
+    if (!q)
         goto out;
-    }
+    q->requests = json_pack("[{s:s, s:O}]", "type", "execute", "stmt", stmt);
+    if (!q->requests)
+        goto out;
     q->call = call;
     q->max_rows = max_rows;
-    enum tm_err rc = dbaccess_pipeline(call->env->db, cr, json_string_value(db), requests,
-                                       call->env->upstream_timeout_ms, on_answer, q);
-    if (rc != TM_OK) {
-        result = tool_error_result("The query could not be sent: %s", tm_err_message(rc));
-        goto out;
-    }
-    q = NULL; /* on_answer owns it now and finishes the call */
+    q->database = json_string_value(db);
     is_sent = true;
+    if (cr->is_read_only && !dbaccess_is_read_only_enforced(cr)) {
+        if (readonly_check(call, q->database, &sql, 1, "This URL is read-only", on_checked, q) !=
+            TM_OK) {
+            is_sent = false;
+            goto out;
+        }
+    } else {
+        send_query(q);
+    }
+    q = NULL; /* the check or on_answer owns it now and finishes the call */
 out:
-    free(q);
+    query_destroy(q);
     json_decref(stmt);
-    json_decref(requests);
     /* A NULL result (out of memory) still finishes: the caller answers with an internal error. */
     if (!is_sent)
         tool_call_finish(call, result);
