@@ -81,7 +81,7 @@ static void check_end(struct check *c, bool is_allowed, json_t *refusal)
 static void on_described(const struct hrana_outcome *o, void *arg)
 {
     struct check *c = arg;
-    char w[64];
+    char w[96];
 
     if (o->err != TM_OK) {
         if (o->message && strstr(o->message, "describe")) {
@@ -142,7 +142,7 @@ enum tm_err readonly_check(struct tool_call *call, const char *database, const c
     struct check *c = NULL;
     json_t *requests = NULL;
     enum tm_err err = TM_ERR_NOMEM;
-    char w[64];
+    char w[96];
 
     c = calloc(1, sizeof(*c));
     if (!c)

@@ -117,16 +117,20 @@ static json_t *request_failed(const struct batch_call *b, const struct hrana_out
                                                o->err == TM_ERR_INVALID || o->err == TM_ERR_NOMEM);
     bool is_refused = o->http_status == 401 || o->http_status == 403;
     const char *msg = o->message ? o->message : tm_err_message(o->err);
+    char status[32] = "";
+    if (o->http_status > 0)
+        snprintf(status, sizeof(status), " (HTTP %ld)", o->http_status);
     if (is_not_sent || is_refused)
-        return tool_error_result("%s. Nothing was run.", msg);
+        return tool_error_result("The batch failed%s: %s. Nothing was run.", status, msg);
     if (b->is_transaction)
-        return tool_error_result("%s. If the request reached Turso, the transaction either "
-                                 "committed as a whole or not at all; check with turso_query "
-                                 "before running the batch again.",
-                                 msg);
-    return tool_error_result("%s. If the request reached Turso, some statements may have run; "
-                             "check with turso_query before running the batch again.",
-                             msg);
+        return tool_error_result("The batch failed%s: %s. If the request reached Turso, the "
+                                 "transaction either committed as a whole or not at all; check "
+                                 "with turso_query before running the batch again.",
+                                 status, msg);
+    return tool_error_result("The batch failed%s: %s. If the request reached Turso, some "
+                             "statements may have run; check with turso_query before running "
+                             "the batch again.",
+                             status, msg);
 }
 
 static void on_answer(const struct hrana_outcome *o, void *ctx)
@@ -234,7 +238,7 @@ static json_t *check_arguments(const json_t *a)
 static json_t *add_statement(const json_t *entry, size_t i, size_t n, json_t *stmts,
                              size_t *sql_bytes, bool *is_oom)
 {
-    char where[64], err[256] = "";
+    char where[128], err[256] = "";
     snprintf(where, sizeof(where), "statements[%zu] (statement %zu of %zu)", i, i + 1, n);
     if (!json_is_object(entry))
         return tool_error_result("%s must be an object such as {\"sql\": \"...\", \"args\": "

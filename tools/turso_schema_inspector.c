@@ -127,6 +127,16 @@ static const char *code_text(const char *code, char *buf, size_t len)
     return buf;
 }
 
+/* A failed request, with the HTTP status when there was one. */
+static json_t *request_failed(const struct hrana_outcome *o)
+{
+    char status[32] = "";
+    if (o->http_status > 0)
+        snprintf(status, sizeof(status), " (HTTP %ld)", o->http_status);
+    return tool_error_result("Turso could not be asked for the schema%s: %s", status,
+                             o->message ? o->message : tm_err_message(o->err));
+}
+
 static void finish_output(struct inspect *s)
 {
     char summary[512];
@@ -153,7 +163,7 @@ static void on_second(const struct hrana_outcome *o, void *ctx)
     struct inspect *s = ctx;
     char code[80];
     if (o->err != TM_OK) {
-        finish(s, tool_error_result("Turso could not be asked for the schema: %s", o->message));
+        finish(s, request_failed(o));
         return;
     }
     for (size_t i = 0; i < json_array_size(s->plan); i++) {
@@ -205,7 +215,7 @@ static void on_first(const struct hrana_outcome *o, void *ctx)
     char buf[80];
 
     if (o->err != TM_OK) {
-        finish(s, tool_error_result("Turso could not be asked for the schema: %s", o->message));
+        finish(s, request_failed(o));
         return;
     }
     enum tm_err rc =

@@ -330,8 +330,8 @@ static void test_read_caps_and_malformed(void)
         "{\"step_results\":[1,null],\"step_errors\":[null,null]}",
         "{\"step_results\":[null,null],\"step_errors\":[\"x\",null]}",
         "{\"step_results\":[{\"cols\":5},null],\"step_errors\":[null,null]}",
-        "{\"step_results\":[{\"cols\":[],\"rows\":[[{\"type\":\"integer\",\"value\":5}]]},null],"
-        "\"step_errors\":[null,null]}",
+        ("{\"step_results\":[{\"cols\":[],\"rows\":[[{\"type\":\"integer\",\"value\":5}]]},"
+         "null],\"step_errors\":[null,null]}"),
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         res = parse(bad[i]);
