@@ -67,6 +67,13 @@ json_t *tool_error_result(const char *fmt, ...) __attribute__((format(printf, 1,
  */
 json_t *tool_ok_result(json_t *structured, const char *summary, bool is_untrusted);
 
+/*
+ * tool_ok_result with isError set when `is_error`: for a call that failed
+ * yet has structured detail worth returning (a batch that was rolled back
+ * says what each statement did). `structured` is stolen. NULL on OOM.
+ */
+json_t *tool_result(json_t *structured, const char *summary, bool is_untrusted, bool is_error);
+
 /* Builds the registry: parses and checks every tool's schemas. Call once at startup. */
 int tool_registry_init(void);
 

@@ -10,9 +10,13 @@
 #include "log.h"
 
 extern const struct tool_desc tool_turso_query;
+extern const struct tool_desc tool_turso_batch_execute;
+extern const struct tool_desc tool_turso_schema_inspector;
 
 static const struct tool_desc *const tools[] = {
     &tool_turso_query,
+    &tool_turso_batch_execute,
+    &tool_turso_schema_inspector,
 };
 
 #define N_TOOLS (sizeof(tools) / sizeof(tools[0]))

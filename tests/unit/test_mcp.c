@@ -440,6 +440,29 @@ static void test_methods(void)
             has_query = true;
     }
     ASSERT(has_query);
+    /* The SQL tools' annotations tell the truth about them. */
+    const struct {
+        const char *name;
+        bool is_read_only, is_destructive, is_idempotent;
+    } hints[] = {
+        {"turso_batch_execute", false, true, false},
+        {"turso_schema_inspector", true, false, true},
+    };
+    for (size_t k = 0; k < sizeof(hints) / sizeof(hints[0]); k++) {
+        const json_t *found = NULL;
+        json_array_foreach(tools, i, t)
+        {
+            if (strcmp(json_string_value(json_object_get(t, "name")), hints[k].name) == 0)
+                found = t;
+        }
+        ASSERT_NOT_NULL(found);
+        const json_t *an = json_object_get(found, "annotations");
+        ASSERT(json_is_true(json_object_get(an, "readOnlyHint")) == hints[k].is_read_only);
+        ASSERT(json_is_true(json_object_get(an, "destructiveHint")) == hints[k].is_destructive);
+        ASSERT(json_is_true(json_object_get(an, "idempotentHint")) == hints[k].is_idempotent);
+        ASSERT(json_is_false(json_object_get(an, "openWorldHint")));
+        ASSERT(json_string_length(json_object_get(found, "description")) > 200);
+    }
     exchange_cleanup(&ex);
 
     ex = post("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"cursor\":"
@@ -532,6 +555,108 @@ static void test_tool_calls(void)
     exchange_cleanup(&ex);
 }
 
+/* Calls `tool` with `arguments` (JSON text) and returns the error text, which must contain `want`.
+ */
+static void expect_tool_error(const char *sid, const struct creds *cr, const char *tool,
+                              const char *arguments, const char *want)
+{
+    char *body = NULL;
+    size_t len = strlen(arguments) + strlen(tool) + 128;
+    body = malloc(len);
+    ASSERT_NOT_NULL(body);
+    snprintf(body, len,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{"
+             "\"name\":\"%s\",\"arguments\":%s}}",
+             tool, arguments);
+    struct exchange ex = exchange_full("POST", body, sid, NULL, NULL, cr, user);
+    free(body);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT_NULL(json_object_get(ex.body, "error"));
+    const char *text = tool_error_text(&ex);
+    if (!strstr(text, want))
+        TEST_FAIL("%s %s: \"%s\" not in \"%s\"", tool, arguments, want, text);
+    exchange_cleanup(&ex);
+}
+
+static void test_sql_tool_arguments(void)
+{
+    char sid[SESSION_ID_LEN + 1];
+    open_session(sid);
+    const struct creds *cr = &user_creds;
+    const char *b = "turso_batch_execute";
+    expect_tool_error(sid, cr, b, "{}", "\"statements\" is required");
+    expect_tool_error(sid, cr, b, "{\"statements\":[]}", "\"statements\" is required");
+    expect_tool_error(sid, cr, b, "{\"statements\":\"SELECT 1\"}", "an array of 1 to 100");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\"}],\"x\":1}",
+                      "Unknown argument \"x\"");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\"},{\"sql\":5}]}",
+                      "statements[1] (statement 2 of 2) needs \"sql\"");
+    expect_tool_error(sid, cr, b, "{\"statements\":[\"SELECT 1\"]}",
+                      "statements[0] (statement 1 of 1) must be an object");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\",\"params\":[]}]}",
+                      "unknown member \"params\"");
+    expect_tool_error(sid, cr, b,
+                      "{\"statements\":[{\"sql\":\"SELECT 1\"},{\"sql\":\"SELECT 2\"},"
+                      "{\"sql\":\"INSERT INTO t VALUES (1); DELETE FROM t\"}]}",
+                      "The SQL of statements[2] (statement 3 of 3) holds 2 statements");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\" -- nothing\"}]}",
+                      "holds no statement");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 'a\"}]}", "never closes");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"BEGIN\"},{\"sql\":\"SELECT 1\"}]}",
+                      "is a BEGIN statement, but turso_batch_execute manages the transaction");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"commit\"}],\"transaction\":false}",
+                      "is a COMMIT statement");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT ?\",\"args\":[[1]]}]}",
+                      "Invalid args in statements[0] (statement 1 of 1): argument 1");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\",\"args\":\"x\"}]}",
+                      "\"args\" must be an array");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\"}],\"mode\":\"fast\"}",
+                      "\"mode\" must be \"write\", \"read\" or \"deferred\"");
+    expect_tool_error(sid, cr, b,
+                      "{\"statements\":[{\"sql\":\"SELECT 1\"}],\"mode\":\"read\","
+                      "\"transaction\":false}",
+                      "applies only to a transaction");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\"}],\"transaction\":1}",
+                      "\"transaction\" must be true or false");
+
+    /* The caps. */
+    size_t n = 101, len = n * 24 + 64;
+    char *many = malloc(len);
+    ASSERT_NOT_NULL(many);
+    size_t at = (size_t)snprintf(many, len, "{\"statements\":[");
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)snprintf(many + at, len - at, "%s{\"sql\":\"SELECT 1\"}", i ? "," : "");
+    snprintf(many + at, len - at, "]}");
+    expect_tool_error(sid, cr, b, many, "at most 100 statements, and this one has 101");
+    free(many);
+    size_t big = 1024 * 1024 + 10;
+    char *huge = malloc(big + 64);
+    ASSERT_NOT_NULL(huge);
+    at = (size_t)snprintf(huge, big + 64, "{\"statements\":[{\"sql\":\"SELECT '");
+    memset(huge + at, 'x', big);
+    snprintf(huge + at + big, 64, "'\"}]}");
+    expect_tool_error(sid, cr, b, huge, "at most 1048576 bytes");
+    free(huge);
+
+    /* Read-only: a write is refused before anything is sent (no Turso here). */
+    struct creds ro = {.label = "ro", .db_url = "http://127.0.0.1:1", .is_read_only = true};
+    expect_tool_error(sid, &ro, b,
+                      "{\"statements\":[{\"sql\":\"SELECT 1\"},{\"sql\":\"DELETE FROM t\"}]}",
+                      "This URL is read-only, and statement 2 of 2 (index 1) may write (DELETE)");
+    expect_tool_error(sid, &ro, b, "{\"statements\":[{\"sql\":\"SELECT 1\"}],\"mode\":\"write\"}",
+                      "mode \"write\" is not available");
+    expect_tool_error(sid, cr, b,
+                      "{\"statements\":[{\"sql\":\"INSERT INTO t VALUES (1)\"}],\"mode\":"
+                      "\"read\"}",
+                      "The batch is in mode \"read\"");
+
+    const char *s = "turso_schema_inspector";
+    expect_tool_error(sid, cr, s, "{\"table\":5}", "\"table\" must be the name of a table");
+    expect_tool_error(sid, cr, s, "{\"table\":\"\"}", "\"table\" must be the name of a table");
+    expect_tool_error(sid, cr, s, "{\"tables\":\"t\"}", "Unknown argument \"tables\"");
+    expect_tool_error(sid, cr, s, "{\"database\":[]}", "\"database\" must be a string");
+}
+
 int main(void)
 {
     ASSERT(sodium_init() >= 0);
@@ -552,6 +677,7 @@ int main(void)
     RUN(test_tool_calls);
     RUN(test_batches);
     RUN(test_cancel_unknown);
+    RUN(test_sql_tool_arguments);
     mcp_server_destroy(&server);
     session_table_destroy(&sessions);
     tool_registry_cleanup();
