@@ -1,14 +1,17 @@
 /*
- * `turso-mcp user add|list|revoke`. `add` checks the credentials against
- * Turso before anything is stored (a `SELECT 1` through the pipeline for a
- * database token, `GET /v1/organizations` for a Platform API token), then
- * seals them and prints the user's URL once. Secrets are read from files
- * or stdin and wiped after use.
+ * `turso-mcp user add|list|revoke|rotate`, `keys rotate|status` and
+ * `store check`. `add` checks the credentials against Turso before
+ * anything is stored (a `SELECT 1` through the pipeline for a database
+ * token, `GET /v1/organizations` for a Platform API token), then seals them
+ * and prints the user's URL once; `rotate` takes the current URL on stdin
+ * (only its holder can open the record) and prints the new one. Secrets
+ * are read from files or stdin and wiped after use.
  */
 #include "admin.h"
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -313,10 +316,88 @@ static int user_revoke(const struct config *cfg, const char *id)
     return 0;
 }
 
+/*
+ * The token in what the holder pasted: a whole URL (…/u/<token>/mcp, /sse,
+ * or the dashboard's …/u/<token>/) or the bare token. Copies it to out.
+ */
+static bool token_from_text(const char *text, char out[STORE_TOKEN_LEN + 1])
+{
+    const char *t = strstr(text, "/u/");
+    size_t len;
+
+    t = t ? t + 3 : text;
+    while (*t == ' ' || *t == '\t')
+        t++;
+    len = strcspn(t, "/?# \t\r\n");
+    if (len != STORE_TOKEN_LEN)
+        return false;
+    memcpy(out, t, len);
+    out[len] = '\0';
+    return true;
+}
+
+static int user_rotate(const struct config *cfg)
+{
+    int rc = 1;
+    struct store *store = NULL;
+    char why[256];
+    char old_token[STORE_TOKEN_LEN + 1] = "";
+    char new_token[STORE_TOKEN_LEN + 1] = "";
+    char id[STORE_ID_LEN + 1] = "";
+    char *base = NULL;
+    char *text = read_secret("-", why, sizeof(why));
+
+    if (!text) {
+        fprintf(stderr, "user rotate: %s\n", why);
+        goto out;
+    }
+    if (!token_from_text(text, old_token)) {
+        fprintf(stderr, "user rotate: give the current URL (or its token) on stdin\n");
+        rc = 2;
+        goto out;
+    }
+    bool is_new_key = false;
+    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
+    if (err != TM_OK) {
+        fprintf(stderr, "user rotate: cannot open the store in %s: %s\n", cfg->data_dir,
+                tm_err_message(err));
+        goto out;
+    }
+    err = store_rotate(store, old_token, new_token, id);
+    if (err == TM_ERR_NOT_FOUND) {
+        fprintf(stderr, "user rotate: no user has this URL (revoked, or already rotated)\n");
+        goto out;
+    }
+    if (err != TM_OK) {
+        fprintf(stderr, "user rotate: %s\n", tm_err_message(err));
+        goto out;
+    }
+    base = config_public_base(cfg);
+    if (!base)
+        goto out;
+    fprintf(stderr,
+            "Rotated user %s: the old URL no longer works. The new one, shown only "
+            "this once:\n",
+            id);
+    printf("%s/u/%s/mcp\n", base, new_token);
+    fflush(stdout);
+    rc = 0;
+out:
+    if (text) {
+        sodium_memzero(text, strlen(text));
+        free(text);
+    }
+    sodium_memzero(old_token, sizeof(old_token));
+    sodium_memzero(new_token, sizeof(new_token));
+    store_close(&store);
+    free(base);
+    return rc;
+}
+
 int admin_user(const struct config *cfg, int argc, char **argv)
 {
     if (argc < 1) {
-        fprintf(stderr, "usage: turso-mcp user add|list|revoke ...\n");
+        fprintf(stderr, "usage: turso-mcp user add|list|revoke|rotate ...\n");
         return 2;
     }
     if (strcmp(argv[0], "add") == 0)
@@ -325,6 +406,124 @@ int admin_user(const struct config *cfg, int argc, char **argv)
         return user_list(cfg);
     if (strcmp(argv[0], "revoke") == 0 && argc == 2)
         return user_revoke(cfg, argv[1]);
-    fprintf(stderr, "usage: turso-mcp user add|list|revoke ...\n");
+    if (strcmp(argv[0], "rotate") == 0 && argc == 1)
+        return user_rotate(cfg);
+    fprintf(stderr, "usage: turso-mcp user add|list|revoke|rotate ...\n");
     return 2;
+}
+
+/* Opens the store for a command, saying why it could not. */
+static struct store *open_for(const struct config *cfg, const char *command)
+{
+    struct store *store = NULL;
+    bool is_new_key = false;
+    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
+    if (err != TM_OK) {
+        fprintf(stderr, "%s: cannot open the store in %s: %s\n", command, cfg->data_dir,
+                tm_err_message(err));
+        return NULL;
+    }
+    if (is_new_key)
+        fprintf(stderr, "Created a new master key in %s/master.key\n", cfg->data_dir);
+    return store;
+}
+
+static int keys_rotate(const struct config *cfg)
+{
+    struct store *store = open_for(cfg, "keys rotate");
+    int version = 0;
+    if (!store)
+        return 1;
+    enum tm_err err = store_rotate_master_key(store, &version);
+    store_close(&store);
+    if (err == TM_ERR_TOO_LARGE) {
+        fprintf(stderr, "keys rotate: master.key already holds as many versions as it may\n");
+        return 1;
+    }
+    if (err != TM_OK) {
+        fprintf(stderr, "keys rotate: %s\n", tm_err_message(err));
+        return 1;
+    }
+    printf("Master key version %d is now current; every older version stays in master.key.\n"
+           "Records move to it the next time their owner calls (a running server notices within "
+           "seconds).\n",
+           version);
+    return 0;
+}
+
+/* Sums what `keys status` prints below its table. */
+struct key_totals {
+    int64_t n_records, n_old, n_unopenable;
+};
+
+static void print_key(const struct store_key_info *k, void *ctx)
+{
+    struct key_totals *t = ctx;
+    char state[96];
+    snprintf(state, sizeof(state), "%s%s%s", k->is_current ? "current" : "old",
+             k->is_lookup ? ", finds records" : "",
+             k->is_loaded ? "" : ", NOT IN master.key (its records cannot be opened)");
+    printf("v%-9d  %-8" PRId64 "  %s\n", k->version, k->n_records, state);
+    t->n_records += k->n_records;
+    if (!k->is_current)
+        t->n_old += k->n_records;
+    if (!k->is_loaded)
+        t->n_unopenable += k->n_records;
+}
+
+static int keys_status(const struct config *cfg)
+{
+    struct store *store = open_for(cfg, "keys status");
+    struct key_totals t = {0};
+    if (!store)
+        return 1;
+    printf("%-10s  %-8s  %s\n", "VERSION", "RECORDS", "STATE");
+    enum tm_err err = store_key_status(store, print_key, &t);
+    store_close(&store);
+    if (err != TM_OK) {
+        fprintf(stderr, "keys status: %s\n", tm_err_message(err));
+        return 1;
+    }
+    printf("%" PRId64 " of %" PRId64 " records on older versions\n", t.n_old, t.n_records);
+    return t.n_unopenable > 0 ? 1 : 0;
+}
+
+int admin_keys(const struct config *cfg, int argc, char **argv)
+{
+    if (argc == 1 && strcmp(argv[0], "rotate") == 0)
+        return keys_rotate(cfg);
+    if (argc == 1 && strcmp(argv[0], "status") == 0)
+        return keys_status(cfg);
+    fprintf(stderr, "usage: turso-mcp keys rotate|status\n");
+    return 2;
+}
+
+static void print_problem(const char *problem, void *ctx)
+{
+    printf("problem: %s\n", problem);
+}
+
+int admin_store(const struct config *cfg, int argc, char **argv)
+{
+    if (argc != 1 || strcmp(argv[0], "check") != 0) {
+        fprintf(stderr, "usage: turso-mcp store check\n");
+        return 2;
+    }
+    struct store *store = open_for(cfg, "store check");
+    size_t n = 0;
+    if (!store)
+        return 1;
+    enum tm_err err = store_check(store, print_problem, NULL, &n);
+    store_close(&store);
+    if (err != TM_OK) {
+        fprintf(stderr, "store check: %s\n", tm_err_message(err));
+        return 1;
+    }
+    if (n > 0) {
+        printf("store check: %zu problem%s\n", n, n == 1 ? "" : "s");
+        return 1;
+    }
+    printf("store check: ok (record structure, key versions and checks, activity; sealed "
+           "contents open only with their URLs)\n");
+    return 0;
 }
