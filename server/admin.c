@@ -9,10 +9,8 @@
  */
 #include "admin.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "credcheck.h"
 #include "creds.h"
-#include "hrana.h"
 #include "log.h"
 #include "store.h"
 #include "turso_transport.h"
@@ -65,58 +63,22 @@ static bool is_db_url(const char *u)
            strncmp(u, "libsql://", 9) == 0;
 }
 
-/* Runs SELECT 1 with the database credentials; 0 when Turso answers it. */
-static int check_database(struct turso_transport *t, const struct creds *c, long timeout_ms)
+/* Checks the credentials with Turso as the signup page does; 0 when Turso accepts them. */
+static int check_creds(struct turso_transport *t, const struct config *cfg, const struct creds *c)
 {
-    char message[512] = "";
-    json_t *results = NULL;
-    json_t *requests = json_pack("[{s:s, s:{s:s}}]", "type", "execute", "stmt", "sql", "SELECT 1");
-    if (!requests)
-        return 1;
-    enum tm_err rc = hrana_pipeline_sync(t, c->db_url, c->db_token, requests, timeout_ms, &results,
-                                         message, sizeof(message));
-    json_decref(requests);
-    if (rc == TM_OK) {
-        json_t *response = NULL;
-        const char *emsg = NULL, *code = NULL;
-        rc = hrana_result_get(json_array_get(results, 0), &response, &emsg, &code);
-        if (rc != TM_OK)
-            snprintf(message, sizeof(message), "SELECT 1 failed: %s",
-                     emsg ? emsg : "unreadable answer");
-    }
-    json_decref(results);
-    if (rc != TM_OK) {
-        fprintf(stderr, "The database did not accept these credentials: %s\n", message);
+    struct credcheck_result r;
+    enum tm_err err = credcheck_run(t, cfg->api_url, c, cfg->upstream_timeout_ms, &r);
+    if (err != TM_OK) {
+        fprintf(stderr, "user add: cannot check the credentials: %s\n", tm_err_message(err));
         return 1;
     }
-    return 0;
-}
-
-/* Lists the organizations the Platform API token can see; 0 when it is accepted. */
-static int check_platform(struct turso_transport *t, const char *api_url, const struct creds *c,
-                          long timeout_ms)
-{
-    char url[1024];
-    snprintf(url, sizeof(url), "%s/v1/organizations", api_url);
-    struct turso_request req = {
-        .method = "GET", .url = url, .bearer = c->platform_token, .timeout_ms = timeout_ms};
-    struct turso_reply reply = {0};
-    enum tm_err rc = turso_transport_call(t, &req, &reply);
-    int ret = 0;
-    if (rc != TM_OK || reply.err != TM_OK) {
-        fprintf(stderr, "The Turso Platform API could not be reached at %s: %s\n", api_url,
-                reply.err != TM_OK ? reply.message : tm_err_message(rc));
-        ret = 1;
-    } else if (reply.status != 200) {
-        json_t *body = json_loadb(reply.body, reply.body_len, 0, NULL);
-        const char *why = json_string_value(json_object_get(body, "error"));
-        fprintf(stderr, "The Turso Platform API refused this token (HTTP %ld): %s\n", reply.status,
-                why ? why : "no reason given");
-        json_decref(body);
-        ret = 1;
-    }
-    turso_reply_cleanup(&reply);
-    return ret;
+    if (r.verdict == CREDCHECK_OK)
+        return 0;
+    if (strcmp(r.what, "database") == 0)
+        fprintf(stderr, "The database did not accept these credentials: %s\n", r.message);
+    else
+        fprintf(stderr, "%s\n", r.message);
+    return 1;
 }
 
 static int user_add(const struct config *cfg, int argc, char **argv)
@@ -219,9 +181,7 @@ static int user_add(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "user add: cannot start the HTTP client\n");
         goto out;
     }
-    if (c.db_url && check_database(t, &c, cfg->upstream_timeout_ms) != 0)
-        goto out;
-    if (c.platform_token && check_platform(t, cfg->api_url, &c, cfg->upstream_timeout_ms) != 0)
+    if (check_creds(t, cfg, &c) != 0)
         goto out;
 
     bool is_new_key = false;
