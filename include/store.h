@@ -114,6 +114,9 @@ enum tm_err store_find(struct store *s, const char *token, struct creds *out,
 /* Calls fn for each user, oldest first; fn runs without the lock and may call the store. */
 enum tm_err store_list(struct store *s, store_list_fn fn, void *ctx);
 
+/* How many users the store holds, into *n. */
+enum tm_err store_count_users(struct store *s, int64_t *n);
+
 /*
  * Deletes the user with public id `id`, and their activity, in one
  * transaction. TM_ERR_NOT_FOUND if there is none.

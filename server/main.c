@@ -24,6 +24,7 @@
 #include "store.h"
 #include "tool.h"
 #include "turso_transport.h"
+#include "web.h"
 
 static void usage(FILE *out)
 {
@@ -131,6 +132,7 @@ static int serve(struct config *cfg, const char *program)
     struct session_table *sessions = NULL;
     struct mcp_server *mcp = NULL;
     struct http_server *http = NULL;
+    struct web *web = NULL;
     bool is_registry_ready = false;
     char *base = NULL;
     char *data_path = NULL;
@@ -186,7 +188,11 @@ static int serve(struct config *cfg, const char *program)
         fprintf(stderr, "out of memory\n");
         goto out;
     }
-    if (http_server_start(cfg, store, mcp, &http) != TM_OK) {
+    if (web_create(cfg, store, transport, &web) != TM_OK) {
+        fprintf(stderr, "out of memory\n");
+        goto out;
+    }
+    if (http_server_start(cfg, store, mcp, web, &http) != TM_OK) {
         fprintf(stderr, "cannot listen on %s:%d\n", cfg->listen_host, cfg->listen_port);
         goto out;
     }
@@ -216,6 +222,7 @@ out:
     http_server_end_streams(http);
     turso_transport_stop(&transport);
     http_server_stop(&http);
+    web_destroy(&web);
     dbaccess_destroy(&db);
     mcp_server_destroy(&mcp);
     session_table_destroy(&sessions);

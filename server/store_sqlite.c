@@ -1627,6 +1627,27 @@ out:
     return err;
 }
 
+enum tm_err store_count_users(struct store *s, int64_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    enum tm_err err = TM_OK;
+    int rc;
+
+    if (!s || !n)
+        return TM_ERR_INVALID;
+    lock(s);
+    rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM users", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        err = sql_fail(s->db, "count", rc);
+    sqlite3_finalize(st);
+    unlock(s);
+    return err;
+}
+
 enum tm_err store_revoke(struct store *s, const char *id)
 {
     enum tm_err err = TM_ERR_STORE;

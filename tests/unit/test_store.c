@@ -1645,6 +1645,9 @@ static void test_threads(void)
     }
     ASSERT_INT_EQ(store_list(s, count, &n), TM_OK);
     ASSERT_INT_EQ(n, 100);
+    int64_t n_users = 0;
+    ASSERT_INT_EQ(store_count_users(s, &n_users), TM_OK);
+    ASSERT_INT_EQ(n_users, 100);
     store_close(&s);
 }
 
