@@ -82,9 +82,11 @@ typedef void (*store_problem_fn)(const char *problem, void *ctx);
  * key file `master.key` (0600, never overwritten) and the SQLite store
  * `store.db` (WAL). *created_key is set to true when this call generated the
  * master key. On success *out owns the store; close it with store_close.
- * Errors: TM_ERR_INVALID for a malformed key file; TM_ERR_DENIED for a key
- * file readable by group or others, or a key that is not the one the store
- * was made with; TM_ERR_STORE for a store of a newer schema; TM_ERR_IO.
+ * Errors: TM_ERR_INVALID for a malformed key file (versions must increase);
+ * TM_ERR_DENIED for a key file readable by group or others, a version whose
+ * key is not the one the store recorded, or a file that does not start with
+ * the store's first version (which finds every record); TM_ERR_STORE for a
+ * store of a newer schema; TM_ERR_IO. Stores of schema 1 are upgraded.
  */
 enum tm_err store_open(const char *data_dir, struct store **out, bool *created_key);
 
@@ -102,11 +104,14 @@ enum tm_err store_add(struct store *s, const struct creds *c, char token_out[STO
 /*
  * Looks up the record for `token` and opens it into *out (the caller
  * cleans it with creds_cleanup). id_out, when not NULL, receives the public
- * id. Updates last_used_at (at most once a minute per record).
+ * id. Updates last_used_at (at most once a minute per record). A record
+ * sealed under an older master key version is opened with that version's
+ * key and re-sealed under the current one (best effort: the find succeeds
+ * either way). Notices a master.key rewritten by another process.
  * TM_ERR_NOT_FOUND: no such token (also for malformed tokens).
  * TM_ERR_DENIED: a record exists but does not open (tampered, swapped, or
- * sealed under another key version); logged once here with the public id,
- * never the token.
+ * sealed under a version master.key does not hold); logged once here with
+ * the public id, never the token.
  */
 enum tm_err store_find(struct store *s, const char *token, struct creds *out,
                        char id_out[STORE_ID_LEN + 1]);
