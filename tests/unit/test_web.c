@@ -219,6 +219,53 @@ static void test_base(void)
     web_destroy(&w);
 }
 
+static void count_entry(const struct store_activity_entry *e, void *ctx)
+{
+    int *n = ctx;
+    ASSERT_STR_EQ(e->tool, "turso_query");
+    (*n)++;
+}
+
+/* The hook mcp.c calls when a tool call finishes lands in the user's activity. */
+static void test_note_activity(void)
+{
+    char dir[] = "/tmp/tm-test-web-XXXXXX";
+    char data[64];
+    struct store *s = NULL;
+    struct web *w = NULL;
+    struct creds c = {0};
+    char token[STORE_TOKEN_LEN + 1], id[STORE_ID_LEN + 1];
+    int n = 0;
+
+    ASSERT_NOT_NULL(mkdtemp(dir));
+    snprintf(data, sizeof(data), "%s/data", dir);
+    ASSERT_INT_EQ(store_open(data, &s, NULL), TM_OK);
+    c.label = strdup("hooked");
+    ASSERT_NOT_NULL(c.label);
+    ASSERT_INT_EQ(store_add(s, &c, token, id), TM_OK);
+    creds_cleanup(&c);
+
+    web_note_activity(id, "turso_query", "orders", "ok"); /* before web_create: dropped */
+    ASSERT_INT_EQ(web_create(&cfg, s, NULL, &w), TM_OK);
+    web_note_activity(id, "turso_query", "orders", "ok");
+    web_note_activity(id, "turso_query", NULL, "error");
+    web_note_activity(id, "turso_query", "bad name; DROP", "ok"); /* not a name: dropped */
+    web_note_activity("0123456789abcdef", "turso_query", NULL, "ok");
+    web_note_activity(NULL, NULL, NULL, NULL);
+    ASSERT_INT_EQ(store_activity(s, id, count_entry, &n), TM_OK);
+    ASSERT_INT_EQ(n, 2);
+    web_destroy(&w);
+    web_note_activity(id, "turso_query", "orders", "ok"); /* after web_destroy: dropped */
+    n = 0;
+    ASSERT_INT_EQ(store_activity(s, id, count_entry, &n), TM_OK);
+    ASSERT_INT_EQ(n, 2);
+    store_close(&s);
+    sodium_memzero(token, sizeof(token));
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ASSERT_INT_EQ(system(cmd), 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -231,6 +278,7 @@ int main(void)
     RUN(test_csrf);
     RUN(test_render_url);
     RUN(test_base);
+    RUN(test_note_activity);
 
     config_cleanup(&cfg);
     TEST_DONE();
