@@ -1,6 +1,7 @@
 /*
- * The admin command line: `user add|list|revoke`. Runs in the foreground
- * on the caller's thread; secrets come from files or stdin, never argv.
+ * The admin command line: `user add|list|revoke|rotate`, `keys
+ * rotate|status`, `store check`. Runs in the foreground on the caller's
+ * thread; secrets come from files or stdin, never argv.
  */
 #ifndef TM_ADMIN_H
 #define TM_ADMIN_H
@@ -13,5 +14,11 @@
  * Returns the process exit code: 0 done, 1 failed, 2 usage error.
  */
 int admin_user(const struct config *cfg, int argc, char **argv);
+
+/* Runs `keys rotate|status`; the same conventions. status exits 1 if records cannot be opened. */
+int admin_keys(const struct config *cfg, int argc, char **argv);
+
+/* Runs `store check`; exits 1 when it finds a problem. */
+int admin_store(const struct config *cfg, int argc, char **argv);
 
 #endif

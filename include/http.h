@@ -16,10 +16,14 @@
 #include "tm_err.h"
 
 struct http_server;
+struct web;
 
-/* Binds and starts serving. `cfg`, `store` and `mcp` are borrowed and must outlive the server. */
+/*
+ * Binds and starts serving. `cfg`, `store`, `mcp` and `web` are borrowed and
+ * must outlive the server; `web` may be NULL (no pages, only MCP).
+ */
 enum tm_err http_server_start(const struct config *cfg, struct store *store, struct mcp_server *mcp,
-                              struct http_server **out);
+                              struct web *web, struct http_server **out);
 
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *h);

@@ -4,9 +4,16 @@
  *
  * Scheme: a user's URL token is 32 random bytes (base64url, no padding).
  * The record is found by a keyed BLAKE2b hash of the token (key: a subkey
- * of the master key); the credentials are sealed with XChaCha20-Poly1305
- * under a key derived from the master key and the token, with the record
- * id and key version as associated data. The token itself is never stored.
+ * of the first master key version); the credentials are sealed with
+ * XChaCha20-Poly1305 under a key derived from a master key version and the
+ * token, with the record id and key version as associated data. The token
+ * itself is never stored.
+ *
+ * Master keys carry versions (`master.key` holds one `v<N>:<hex>` line per
+ * version, oldest first; the last is current). A record sealed under an
+ * older version is re-sealed under the current one when its owner next
+ * uses it. Each user also has a short activity log (tool, database, time,
+ * outcome: never SQL, arguments or secrets).
  *
  * All functions are safe to call from any thread (one mutex guards the
  * SQLite connection). Nothing is ever written half: one transaction per change.
@@ -22,8 +29,15 @@
 
 /* Length of a URL token as text: base64url of 32 bytes, no padding. */
 #define STORE_TOKEN_LEN 43
-/* Length of a public user id as text: hex of the first 8 bytes of the record id. */
+/*
+ * Length of a public user id as text: hex of the first 8 bytes of the record
+ * id the user was created with. It stays the same when the URL is rotated.
+ */
 #define STORE_ID_LEN 16
+/* Activity entries kept per user; older ones are deleted as new ones come. */
+#define STORE_ACTIVITY_MAX 100
+/* Longest tool or database name an activity entry keeps. */
+#define STORE_ACTIVITY_NAME_MAX 128
 
 struct store;
 
@@ -39,14 +53,40 @@ struct store_user_info {
 
 typedef void (*store_list_fn)(const struct store_user_info *info, void *ctx);
 
+/* One master key version, for `keys status`. */
+struct store_key_info {
+    int version;
+    int64_t n_records; /* records sealed under this version */
+    bool is_current;   /* new records and migrations use this version */
+    bool is_loaded;    /* present in master.key (records under it can be opened) */
+    bool is_lookup;    /* the version whose subkey finds every record (the first) */
+};
+
+typedef void (*store_key_fn)(const struct store_key_info *info, void *ctx);
+
+/* One activity entry; every string is borrowed, valid only during the callback. */
+struct store_activity_entry {
+    int64_t at;           /* Unix seconds */
+    const char *tool;     /* never NULL */
+    const char *database; /* "" when the call named none */
+    const char *outcome;  /* "ok", "error", "cancelled", ... */
+};
+
+typedef void (*store_activity_fn)(const struct store_activity_entry *e, void *ctx);
+
+/* One problem found by store_check: a secret-free sentence. */
+typedef void (*store_problem_fn)(const char *problem, void *ctx);
+
 /*
  * Opens (creating on first use) `data_dir`: the directory (0700), the master
  * key file `master.key` (0600, never overwritten) and the SQLite store
  * `store.db` (WAL). *created_key is set to true when this call generated the
  * master key. On success *out owns the store; close it with store_close.
- * Errors: TM_ERR_INVALID for a malformed key file; TM_ERR_DENIED for a key
- * file readable by group or others, or a key that is not the one the store
- * was made with; TM_ERR_STORE for a store of a newer schema; TM_ERR_IO.
+ * Errors: TM_ERR_INVALID for a malformed key file (versions must increase);
+ * TM_ERR_DENIED for a key file readable by group or others, a version whose
+ * key is not the one the store recorded, or a file that does not start with
+ * the store's first version (which finds every record); TM_ERR_STORE for a
+ * store of a newer schema; TM_ERR_IO. Stores of schema 1 are upgraded.
  */
 enum tm_err store_open(const char *data_dir, struct store **out, bool *created_key);
 
@@ -64,11 +104,14 @@ enum tm_err store_add(struct store *s, const struct creds *c, char token_out[STO
 /*
  * Looks up the record for `token` and opens it into *out (the caller
  * cleans it with creds_cleanup). id_out, when not NULL, receives the public
- * id. Updates last_used_at (at most once a minute per record).
+ * id. Updates last_used_at (at most once a minute per record). A record
+ * sealed under an older master key version is opened with that version's
+ * key and re-sealed under the current one (best effort: the find succeeds
+ * either way). Notices a master.key rewritten by another process.
  * TM_ERR_NOT_FOUND: no such token (also for malformed tokens).
  * TM_ERR_DENIED: a record exists but does not open (tampered, swapped, or
- * sealed under another key version); logged once here with the public id,
- * never the token.
+ * sealed under a version master.key does not hold); logged once here with
+ * the public id, never the token.
  */
 enum tm_err store_find(struct store *s, const char *token, struct creds *out,
                        char id_out[STORE_ID_LEN + 1]);
@@ -76,7 +119,74 @@ enum tm_err store_find(struct store *s, const char *token, struct creds *out,
 /* Calls fn for each user, oldest first; fn runs without the lock and may call the store. */
 enum tm_err store_list(struct store *s, store_list_fn fn, void *ctx);
 
-/* Deletes the user with public id `id`. TM_ERR_NOT_FOUND if there is none. */
+/* How many users the store holds, into *n. */
+enum tm_err store_count_users(struct store *s, int64_t *n);
+
+/*
+ * Deletes the user with public id `id`, and their activity, in one
+ * transaction. TM_ERR_NOT_FOUND if there is none.
+ */
 enum tm_err store_revoke(struct store *s, const char *id);
+
+/*
+ * Gives the URL `old_token` a new secret: in one transaction the record is
+ * opened with the old token, sealed again under a fresh token (a new record
+ * id, the current key version) and the old record id is gone, so the old
+ * token stops working at once. The public id, label, credentials and
+ * activity stay. Writes the new token to new_token_out (the caller wipes
+ * it) and the public id to id_out (may be NULL).
+ * TM_ERR_NOT_FOUND: no such token (or it was rotated or revoked meanwhile).
+ * TM_ERR_DENIED: the record exists but does not open.
+ */
+enum tm_err store_rotate(struct store *s, const char *old_token,
+                         char new_token_out[STORE_TOKEN_LEN + 1], char id_out[STORE_ID_LEN + 1]);
+
+/*
+ * Adds master key version N+1 to master.key and makes it current: the file
+ * is written whole to a temporary name (0600) with every old line kept,
+ * then renamed over master.key; its key check is recorded in the same
+ * store transaction. Records move to it as their owners use them; a server
+ * that has the store open notices the new file within a few seconds.
+ * *version_out (may be NULL) receives N+1. TM_ERR_TOO_LARGE when the file
+ * already holds the most versions it may; TM_ERR_IO when it cannot be
+ * written (a read-only mounted secret, say).
+ */
+enum tm_err store_rotate_master_key(struct store *s, int *version_out);
+
+/*
+ * Calls fn for every key version that master.key or the store knows, oldest
+ * first, with the number of records sealed under it.
+ */
+enum tm_err store_key_status(struct store *s, store_key_fn fn, void *ctx);
+
+/*
+ * Checks what can be checked without users' tokens: SQLite's integrity
+ * check; every row's structure (id lengths and form, known key versions,
+ * sealed blob long enough to hold a nonce, a tag and credentials, flags);
+ * each master key version in master.key against its recorded key check, and
+ * that the first version (which finds records) is the store's; unique
+ * public ids; activity rows of existing users only, none over the cap.
+ * Whether a sealed blob really opens needs its token, so it is not checked
+ * here (a tampered blob shows when its owner calls). Calls fn once per
+ * problem (may be NULL); *n_problems (may be NULL) gets their count.
+ * Returns TM_OK when the check ran (problems or not).
+ */
+enum tm_err store_check(struct store *s, store_problem_fn fn, void *ctx, size_t *n_problems);
+
+/*
+ * Appends an entry to the activity of user `id` and drops all but their
+ * STORE_ACTIVITY_MAX newest, in one transaction. `tool` is a name of at
+ * most STORE_ACTIVITY_NAME_MAX bytes of [A-Za-z0-9_.-], `database` the
+ * same or NULL/"" for none, `outcome` a word of [a-z_] (at most 16).
+ * Nothing else is recorded: never SQL, arguments or secrets.
+ * TM_ERR_INVALID for names outside that form; TM_ERR_NOT_FOUND when the
+ * user does not exist (revoked meanwhile). Written without waiting for the
+ * disk (a crash may lose the newest entries, never a user record).
+ */
+enum tm_err store_log_activity(struct store *s, const char *id, const char *tool,
+                               const char *database, const char *outcome, int64_t at);
+
+/* Calls fn for the activity of user `id`, newest first; fn runs without the lock. */
+enum tm_err store_activity(struct store *s, const char *id, store_activity_fn fn, void *ctx);
 
 #endif

@@ -4,7 +4,7 @@
 # `apt-get update` only when something is, and prints nothing on success.
 #
 #   scripts/install-deps.sh                    build dependencies (+ node/npm)
-#   scripts/install-deps.sh --with-test-tools  + valgrind, clang, clang-format, tests/node_modules
+#   scripts/install-deps.sh --with-test-tools  + valgrind, clang, clang-format, chromium, tests/node_modules
 set -euo pipefail
 
 with_test_tools=0
@@ -50,7 +50,8 @@ packages=(build-essential cmake pkg-config git ca-certificates libmicrohttpd-dev
   libcurl4-openssl-dev libjansson-dev libsodium-dev libsqlite3-dev libssl-dev)
 if ! command -v node >/dev/null 2>&1; then packages+=(nodejs); fi
 if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi
-if ((with_test_tools)); then packages+=(valgrind clang clang-format); fi
+# chromium: the signup page is tested in a real headless browser (over the DevTools protocol).
+if ((with_test_tools)); then packages+=(valgrind clang clang-format chromium); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,15 +1,16 @@
 /*
- * `turso-mcp user add|list|revoke`. `add` checks the credentials against
- * Turso before anything is stored (a `SELECT 1` through the pipeline for a
- * database token, `GET /v1/organizations` for a Platform API token), then
- * seals them and prints the user's URL once. Secrets are read from files
- * or stdin and wiped after use.
+ * `turso-mcp user add|list|revoke|rotate`, `keys rotate|status` and
+ * `store check`. `add` checks the credentials against Turso before
+ * anything is stored (a `SELECT 1` through the pipeline for a database
+ * token, `GET /v1/organizations` for a Platform API token), then seals them
+ * and prints the user's URL once; `rotate` takes the current URL on stdin
+ * (only its holder can open the record) and prints the new one. Secrets
+ * are read from files or stdin and wiped after use.
  */
 #include "admin.h"
 
-#include <curl/curl.h>
 #include <errno.h>
-#include <jansson.h>
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "credcheck.h"
 #include "creds.h"
-#include "hrana.h"
 #include "log.h"
 #include "store.h"
 #include "turso_transport.h"
@@ -62,58 +63,22 @@ static bool is_db_url(const char *u)
            strncmp(u, "libsql://", 9) == 0;
 }
 
-/* Runs SELECT 1 with the database credentials; 0 when Turso answers it. */
-static int check_database(struct turso_transport *t, const struct creds *c, long timeout_ms)
+/* Checks the credentials with Turso as the signup page does; 0 when Turso accepts them. */
+static int check_creds(struct turso_transport *t, const struct config *cfg, const struct creds *c)
 {
-    char message[512] = "";
-    json_t *results = NULL;
-    json_t *requests = json_pack("[{s:s, s:{s:s}}]", "type", "execute", "stmt", "sql", "SELECT 1");
-    if (!requests)
-        return 1;
-    enum tm_err rc = hrana_pipeline_sync(t, c->db_url, c->db_token, requests, timeout_ms, &results,
-                                         message, sizeof(message));
-    json_decref(requests);
-    if (rc == TM_OK) {
-        json_t *response = NULL;
-        const char *emsg = NULL, *code = NULL;
-        rc = hrana_result_get(json_array_get(results, 0), &response, &emsg, &code);
-        if (rc != TM_OK)
-            snprintf(message, sizeof(message), "SELECT 1 failed: %s",
-                     emsg ? emsg : "unreadable answer");
-    }
-    json_decref(results);
-    if (rc != TM_OK) {
-        fprintf(stderr, "The database did not accept these credentials: %s\n", message);
+    struct credcheck_result r;
+    enum tm_err err = credcheck_run(t, cfg->api_url, c, cfg->upstream_timeout_ms, &r);
+    if (err != TM_OK) {
+        fprintf(stderr, "user add: cannot check the credentials: %s\n", tm_err_message(err));
         return 1;
     }
-    return 0;
-}
-
-/* Lists the organizations the Platform API token can see; 0 when it is accepted. */
-static int check_platform(struct turso_transport *t, const char *api_url, const struct creds *c,
-                          long timeout_ms)
-{
-    char url[1024];
-    snprintf(url, sizeof(url), "%s/v1/organizations", api_url);
-    struct turso_request req = {
-        .method = "GET", .url = url, .bearer = c->platform_token, .timeout_ms = timeout_ms};
-    struct turso_reply reply = {0};
-    enum tm_err rc = turso_transport_call(t, &req, &reply);
-    int ret = 0;
-    if (rc != TM_OK || reply.err != TM_OK) {
-        fprintf(stderr, "The Turso Platform API could not be reached at %s: %s\n", api_url,
-                reply.err != TM_OK ? reply.message : tm_err_message(rc));
-        ret = 1;
-    } else if (reply.status != 200) {
-        json_t *body = json_loadb(reply.body, reply.body_len, 0, NULL);
-        const char *why = json_string_value(json_object_get(body, "error"));
-        fprintf(stderr, "The Turso Platform API refused this token (HTTP %ld): %s\n", reply.status,
-                why ? why : "no reason given");
-        json_decref(body);
-        ret = 1;
-    }
-    turso_reply_cleanup(&reply);
-    return ret;
+    if (r.verdict == CREDCHECK_OK)
+        return 0;
+    if (strcmp(r.what, "database") == 0)
+        fprintf(stderr, "The database did not accept these credentials: %s\n", r.message);
+    else
+        fprintf(stderr, "%s\n", r.message);
+    return 1;
 }
 
 static int user_add(const struct config *cfg, int argc, char **argv)
@@ -216,9 +181,7 @@ static int user_add(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "user add: cannot start the HTTP client\n");
         goto out;
     }
-    if (c.db_url && check_database(t, &c, cfg->upstream_timeout_ms) != 0)
-        goto out;
-    if (c.platform_token && check_platform(t, cfg->api_url, &c, cfg->upstream_timeout_ms) != 0)
+    if (check_creds(t, cfg, &c) != 0)
         goto out;
 
     bool is_new_key = false;
@@ -313,10 +276,88 @@ static int user_revoke(const struct config *cfg, const char *id)
     return 0;
 }
 
+/*
+ * The token in what the holder pasted: a whole URL (…/u/<token>/mcp, /sse,
+ * or the dashboard's …/u/<token>/) or the bare token. Copies it to out.
+ */
+static bool token_from_text(const char *text, char out[STORE_TOKEN_LEN + 1])
+{
+    const char *t = strstr(text, "/u/");
+    size_t len;
+
+    t = t ? t + 3 : text;
+    while (*t == ' ' || *t == '\t')
+        t++;
+    len = strcspn(t, "/?# \t\r\n");
+    if (len != STORE_TOKEN_LEN)
+        return false;
+    memcpy(out, t, len);
+    out[len] = '\0';
+    return true;
+}
+
+static int user_rotate(const struct config *cfg)
+{
+    int rc = 1;
+    struct store *store = NULL;
+    char why[256];
+    char old_token[STORE_TOKEN_LEN + 1] = "";
+    char new_token[STORE_TOKEN_LEN + 1] = "";
+    char id[STORE_ID_LEN + 1] = "";
+    char *base = NULL;
+    char *text = read_secret("-", why, sizeof(why));
+
+    if (!text) {
+        fprintf(stderr, "user rotate: %s\n", why);
+        goto out;
+    }
+    if (!token_from_text(text, old_token)) {
+        fprintf(stderr, "user rotate: give the current URL (or its token) on stdin\n");
+        rc = 2;
+        goto out;
+    }
+    bool is_new_key = false;
+    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
+    if (err != TM_OK) {
+        fprintf(stderr, "user rotate: cannot open the store in %s: %s\n", cfg->data_dir,
+                tm_err_message(err));
+        goto out;
+    }
+    err = store_rotate(store, old_token, new_token, id);
+    if (err == TM_ERR_NOT_FOUND) {
+        fprintf(stderr, "user rotate: no user has this URL (revoked, or already rotated)\n");
+        goto out;
+    }
+    if (err != TM_OK) {
+        fprintf(stderr, "user rotate: %s\n", tm_err_message(err));
+        goto out;
+    }
+    base = config_public_base(cfg);
+    if (!base)
+        goto out;
+    fprintf(stderr,
+            "Rotated user %s: the old URL no longer works. The new one, shown only "
+            "this once:\n",
+            id);
+    printf("%s/u/%s/mcp\n", base, new_token);
+    fflush(stdout);
+    rc = 0;
+out:
+    if (text) {
+        sodium_memzero(text, strlen(text));
+        free(text);
+    }
+    sodium_memzero(old_token, sizeof(old_token));
+    sodium_memzero(new_token, sizeof(new_token));
+    store_close(&store);
+    free(base);
+    return rc;
+}
+
 int admin_user(const struct config *cfg, int argc, char **argv)
 {
     if (argc < 1) {
-        fprintf(stderr, "usage: turso-mcp user add|list|revoke ...\n");
+        fprintf(stderr, "usage: turso-mcp user add|list|revoke|rotate ...\n");
         return 2;
     }
     if (strcmp(argv[0], "add") == 0)
@@ -325,6 +366,124 @@ int admin_user(const struct config *cfg, int argc, char **argv)
         return user_list(cfg);
     if (strcmp(argv[0], "revoke") == 0 && argc == 2)
         return user_revoke(cfg, argv[1]);
-    fprintf(stderr, "usage: turso-mcp user add|list|revoke ...\n");
+    if (strcmp(argv[0], "rotate") == 0 && argc == 1)
+        return user_rotate(cfg);
+    fprintf(stderr, "usage: turso-mcp user add|list|revoke|rotate ...\n");
     return 2;
+}
+
+/* Opens the store for a command, saying why it could not. */
+static struct store *open_for(const struct config *cfg, const char *command)
+{
+    struct store *store = NULL;
+    bool is_new_key = false;
+    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
+    if (err != TM_OK) {
+        fprintf(stderr, "%s: cannot open the store in %s: %s\n", command, cfg->data_dir,
+                tm_err_message(err));
+        return NULL;
+    }
+    if (is_new_key)
+        fprintf(stderr, "Created a new master key in %s/master.key\n", cfg->data_dir);
+    return store;
+}
+
+static int keys_rotate(const struct config *cfg)
+{
+    struct store *store = open_for(cfg, "keys rotate");
+    int version = 0;
+    if (!store)
+        return 1;
+    enum tm_err err = store_rotate_master_key(store, &version);
+    store_close(&store);
+    if (err == TM_ERR_TOO_LARGE) {
+        fprintf(stderr, "keys rotate: master.key already holds as many versions as it may\n");
+        return 1;
+    }
+    if (err != TM_OK) {
+        fprintf(stderr, "keys rotate: %s\n", tm_err_message(err));
+        return 1;
+    }
+    printf("Master key version %d is now current; every older version stays in master.key.\n"
+           "Records move to it the next time their owner calls (a running server notices within "
+           "seconds).\n",
+           version);
+    return 0;
+}
+
+/* Sums what `keys status` prints below its table. */
+struct key_totals {
+    int64_t n_records, n_old, n_unopenable;
+};
+
+static void print_key(const struct store_key_info *k, void *ctx)
+{
+    struct key_totals *t = ctx;
+    char state[96];
+    snprintf(state, sizeof(state), "%s%s%s", k->is_current ? "current" : "old",
+             k->is_lookup ? ", finds records" : "",
+             k->is_loaded ? "" : ", NOT IN master.key (its records cannot be opened)");
+    printf("v%-9d  %-8" PRId64 "  %s\n", k->version, k->n_records, state);
+    t->n_records += k->n_records;
+    if (!k->is_current)
+        t->n_old += k->n_records;
+    if (!k->is_loaded)
+        t->n_unopenable += k->n_records;
+}
+
+static int keys_status(const struct config *cfg)
+{
+    struct store *store = open_for(cfg, "keys status");
+    struct key_totals t = {0};
+    if (!store)
+        return 1;
+    printf("%-10s  %-8s  %s\n", "VERSION", "RECORDS", "STATE");
+    enum tm_err err = store_key_status(store, print_key, &t);
+    store_close(&store);
+    if (err != TM_OK) {
+        fprintf(stderr, "keys status: %s\n", tm_err_message(err));
+        return 1;
+    }
+    printf("%" PRId64 " of %" PRId64 " records on older versions\n", t.n_old, t.n_records);
+    return t.n_unopenable > 0 ? 1 : 0;
+}
+
+int admin_keys(const struct config *cfg, int argc, char **argv)
+{
+    if (argc == 1 && strcmp(argv[0], "rotate") == 0)
+        return keys_rotate(cfg);
+    if (argc == 1 && strcmp(argv[0], "status") == 0)
+        return keys_status(cfg);
+    fprintf(stderr, "usage: turso-mcp keys rotate|status\n");
+    return 2;
+}
+
+static void print_problem(const char *problem, void *ctx)
+{
+    printf("problem: %s\n", problem);
+}
+
+int admin_store(const struct config *cfg, int argc, char **argv)
+{
+    if (argc != 1 || strcmp(argv[0], "check") != 0) {
+        fprintf(stderr, "usage: turso-mcp store check\n");
+        return 2;
+    }
+    struct store *store = open_for(cfg, "store check");
+    size_t n = 0;
+    if (!store)
+        return 1;
+    enum tm_err err = store_check(store, print_problem, NULL, &n);
+    store_close(&store);
+    if (err != TM_OK) {
+        fprintf(stderr, "store check: %s\n", tm_err_message(err));
+        return 1;
+    }
+    if (n > 0) {
+        printf("store check: %zu problem%s\n", n, n == 1 ? "" : "s");
+        return 1;
+    }
+    printf("store check: ok (record structure, key versions and checks, activity; sealed "
+           "contents open only with their URLs)\n");
+    return 0;
 }

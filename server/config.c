@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum key_type { KEY_STRING, KEY_LONG, KEY_HOSTPORT };
+enum key_type { KEY_STRING, KEY_LONG, KEY_HOSTPORT, KEY_BOOL };
 
 struct key {
     const char *name; /* file key; the flag is the same with - for _ */
@@ -73,6 +73,14 @@ static const struct key keys[] = {
     {"log_format", KEY_STRING, FIELD(log_format), "json", 0, 0, false,
      "json (one object a line) or text"},
     {"log_level", KEY_STRING, FIELD(log_level), "info", 0, 0, false, "debug, info, warn or error"},
+    {"signup_enabled", KEY_BOOL, FIELD(is_signup_enabled), "true", 0, 0, false,
+     "serve the signup page at / (true or false); the per-URL pages are always on"},
+    {"signup_allowed_db_hosts", KEY_STRING, FIELD(signup_allowed_db_hosts), "*.turso.io", 0, 0,
+     false,
+     "database hosts the signup page may connect to (comma-separated: *, *.suffix, host or "
+     "host:port)"},
+    {"max_users", KEY_LONG, FIELD(max_users), "100000", 1, 100000000, false,
+     "URLs the store holds at most; the signup page refuses more"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -118,6 +126,20 @@ static enum tm_err set_key(struct config *c, const struct key *k, const char *va
             return TM_ERR_INVALID;
         }
         *(long *)(base + k->offset) = v;
+        return TM_OK;
+    }
+    case KEY_BOOL: {
+        bool *field = (bool *)(base + k->offset);
+        if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "on") == 0 ||
+            strcmp(value, "1") == 0) {
+            *field = true;
+        } else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+                   strcmp(value, "off") == 0 || strcmp(value, "0") == 0) {
+            *field = false;
+        } else {
+            snprintf(err, err_len, "%s must be true or false", k->name);
+            return TM_ERR_INVALID;
+        }
         return TM_OK;
     }
     case KEY_HOSTPORT: {
@@ -177,6 +199,7 @@ void config_cleanup(struct config *c)
     free(c->allowed_hosts);
     free(c->log_level);
     free(c->log_format);
+    free(c->signup_allowed_db_hosts);
     memset(c, 0, sizeof(*c));
 }
 
@@ -276,6 +299,9 @@ void config_dump(const struct config *c, FILE *out)
             break;
         case KEY_HOSTPORT:
             fprintf(out, "%s:%d\n", c->listen_host, c->listen_port);
+            break;
+        case KEY_BOOL:
+            fprintf(out, "%s\n", *(const bool *)(base + k->offset) ? "true" : "false");
             break;
         }
     }

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "sse.h"
+#include "web.h"
 
 enum route {
     ROUTE_NOT_FOUND,
@@ -35,6 +36,7 @@ enum route {
     ROUTE_HEALTHZ,  /* /healthz: the process is up */
     ROUTE_READYZ,   /* /readyz: it takes requests (not while stopping) */
     ROUTE_METRICS,  /* /metrics: Prometheus text */
+    ROUTE_WEB,      /* the signup page, a URL's dashboard and their assets: web.c */
 };
 
 /*
@@ -56,6 +58,7 @@ struct http_server {
     const struct config *cfg; /* borrowed */
     struct store *store;      /* borrowed */
     struct mcp_server *mcp;   /* borrowed */
+    struct web *web;          /* borrowed; NULL: no pages */
     atomic_ulong next_request_id;
     int port;
     MHD_socket quiesced_fd;  /* the listen socket after quiesce; closed after the daemon stops */
@@ -108,6 +111,8 @@ struct request {
     struct sse_stream *stream; /* this POST's SSE response, once opened */
     struct legacy *legacy;     /* for /messages: the HTTP+SSE session (a reference) */
     bool is_admitted;          /* counted as running by the rate limiter */
+    struct web_call *web_call; /* a page waiting on Turso; finished by web_resume */
+    char web_path[64];         /* a ROUTE_WEB path (may hold the token; wiped) */
 };
 
 static void legacy_release(struct legacy **lp)
@@ -129,9 +134,14 @@ static void request_release(struct request *r)
     if (r->is_admitted)
         ratelimit_leave(r->server->rl, r->user_id);
     sodium_memzero(r->token, sizeof(r->token));
+    sodium_memzero(r->web_path, sizeof(r->web_path));
     if (r->has_creds)
         creds_cleanup(&r->creds);
+    /* A signup form's body holds Turso tokens. */
+    if (r->body)
+        sodium_memzero(r->body, r->body_cap);
     free(r->body);
+    web_call_destroy(&r->web_call);
     free(r->reply.body);
     sse_stream_release(&r->stream);
     legacy_release(&r->legacy);
@@ -258,6 +268,12 @@ static enum route route_path(const char *url, struct request *r)
         return ROUTE_READYZ;
     if (strcmp(url, "/metrics") == 0)
         return ROUTE_METRICS;
+    if (r->server->web && strlen(url) < sizeof(r->web_path) &&
+        web_route(url, r->token) != WEB_NONE) {
+        snprintf(r->web_path, sizeof(r->web_path), "%s", url);
+        r->has_token = r->token[0] != '\0';
+        return ROUTE_WEB;
+    }
     if (strncmp(url, "/u/", 3) != 0)
         return route_endpoint(url);
     const char *token = url + 3;
@@ -725,6 +741,85 @@ static enum MHD_Result serve_metrics(struct request *r)
     return ret;
 }
 
+/*
+ * Our pages are served with Referrer-Policy: no-referrer, under which a
+ * browser sends "Origin: null" with the page's own form posts. Sec-Fetch-Site,
+ * which no page can set, says whether it really is our page; the CSRF token
+ * checks the rest (web.c).
+ */
+static bool is_own_page_post(struct request *r)
+{
+    const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    const char *site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+    return r->route == ROUTE_WEB && origin && strcmp(origin, "null") == 0 && site &&
+           strcmp(site, "same-origin") == 0;
+}
+
+/* The pages' Turso check finished (any thread): resume the connection to finish it. */
+static void web_wake(void *ctx)
+{
+    struct request *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    r->is_reply_ready = true;
+    if (r->is_suspended) {
+        r->is_suspended = false;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->lock);
+    request_release(r);
+}
+
+/* Finishes a page whose check is done, on this MHD thread, and sends it. */
+static enum MHD_Result send_web_ready(struct request *r)
+{
+    struct web_reply reply;
+    pthread_mutex_lock(&r->lock);
+    bool is_ready = r->is_reply_ready;
+    pthread_mutex_unlock(&r->lock);
+    if (!is_ready)
+        return MHD_YES;
+    r->is_pending = false;
+    web_resume(r->server->web, &r->web_call, &reply);
+    return web_send(r->conn, &reply, &r->status);
+}
+
+/* GET /, POST /signup, /u/<token>/ and the assets: web.c answers, perhaps after a Turso check. */
+static enum MHD_Result serve_web(struct request *r)
+{
+    if (r->is_too_large)
+        return send_text(r, 413, "text/plain", "The form is too large.\n");
+    struct web_request wreq = {
+        .method = r->method,
+        .path = r->web_path,
+        .token = r->has_token ? r->token : NULL,
+        .content_type =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .accept = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
+        .csrf_cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "tm_csrf"),
+        .fetch_site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site"),
+        .host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+        .body = r->body,
+        .body_len = r->body_len,
+        .request_id = r->id,
+    };
+    struct web_reply reply;
+    r->is_pending = true;
+    atomic_fetch_add(&r->refs, 1); /* the check's, released by web_wake */
+    if (web_handle(r->server->web, &wreq, &reply, &r->web_call, web_wake, r) == WEB_DONE) {
+        atomic_fetch_sub(&r->refs, 1);
+        r->is_pending = false;
+        return web_send(r->conn, &reply, &r->status);
+    }
+    pthread_mutex_lock(&r->lock);
+    bool is_ready = r->is_reply_ready;
+    if (!is_ready) {
+        MHD_suspend_connection(r->conn);
+        r->is_suspended = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return is_ready ? send_web_ready(r) : MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -763,9 +858,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             size_t cap = r->body_cap ? r->body_cap : 1024;
             while (cap < r->body_len + n + 1)
                 cap *= 2;
-            char *grown = realloc(r->body, cap);
+            /* Not realloc: the old copy would be freed unwiped, and bodies may hold tokens. */
+            char *grown = malloc(cap);
             if (!grown)
                 return MHD_NO;
+            if (r->body) {
+                memcpy(grown, r->body, r->body_len + 1);
+                sodium_memzero(r->body, r->body_cap);
+                free(r->body);
+            }
             r->body = grown;
             r->body_cap = cap;
         }
@@ -774,6 +875,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body[r->body_len] = '\0';
         return MHD_YES;
     }
+    if (r->is_pending && r->route == ROUTE_WEB)
+        return send_web_ready(r);
     if (r->is_pending) {
         /* Resumed: the reply arrived from the transport thread. */
         pthread_mutex_lock(&r->lock);
@@ -783,7 +886,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (!is_host_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host")))
         return send_text(r, 421, "text/plain", "Misdirected Request: unknown Host\n");
-    if (!is_origin_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin")))
+    if (!is_origin_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin")) &&
+        !is_own_page_post(r))
         return send_text(r, 403, "application/json",
                          "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":"
                          "\"Forbidden: Origin not allowed\"}}");
@@ -794,6 +898,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                             : send_text(r, 200, "text/plain", "ready\n");
     if (r->route == ROUTE_METRICS)
         return serve_metrics(r);
+    if (r->route == ROUTE_WEB)
+        return serve_web(r);
     if (r->route == ROUTE_NOT_FOUND)
         return send_text(r, 404, "text/plain", "Not Found");
     if (strcmp(r->method, "OPTIONS") == 0)
@@ -870,7 +976,7 @@ static enum tm_err set_public_names(struct http_server *h)
 }
 
 enum tm_err http_server_start(const struct config *cfg, struct store *store, struct mcp_server *mcp,
-                              struct http_server **out)
+                              struct web *web, struct http_server **out)
 {
     struct http_server *h = calloc(1, sizeof(*h));
     if (!h)
@@ -878,6 +984,7 @@ enum tm_err http_server_start(const struct config *cfg, struct store *store, str
     h->cfg = cfg;
     h->store = store;
     h->mcp = mcp;
+    h->web = web;
     h->quiesced_fd = MHD_INVALID_SOCKET;
     pthread_mutex_init(&h->legacy_lock, NULL);
     if (sse_hub_start(cfg->sse_keepalive_seconds * 1000, (size_t)cfg->max_body_bytes * 2,

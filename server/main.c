@@ -1,7 +1,8 @@
 /*
  * turso-mcp: starts things in order, waits for SIGINT/SIGTERM, tears down
  * in reverse. Library initialisation happens before any thread starts.
- * Commands: `serve` (the default) and `user add|list|revoke`.
+ * Commands: `serve` (the default), `user add|list|revoke|rotate`,
+ * `keys rotate|status` and `store check`.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -23,6 +24,7 @@
 #include "store.h"
 #include "tool.h"
 #include "turso_transport.h"
+#include "web.h"
 
 static void usage(FILE *out)
 {
@@ -32,8 +34,12 @@ static void usage(FILE *out)
             "  turso-mcp serve [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [options]\n"
             "  turso-mcp user add --label NAME --db-url URL --db-token-file FILE [--read-only]\n"
             "                     [--platform-token-file FILE --org ORG] [--default-db NAME]\n"
-            "  turso-mcp user list\n"
+            "  turso-mcp user list                 one user a line, id first\n"
             "  turso-mcp user revoke ID\n"
+            "  turso-mcp user rotate < URL-FILE    current URL on stdin; prints the new URL\n"
+            "  turso-mcp keys rotate               add a master key version and make it current\n"
+            "  turso-mcp keys status               records per master key version\n"
+            "  turso-mcp store check               check the store's structure and key checks\n"
             "  turso-mcp --help | --version\n\n"
             "Secrets are read from files (or - for stdin), never from the command line.\n\n"
             "Settings (also as `key = value` lines in the --config file):\n",
@@ -126,6 +132,7 @@ static int serve(struct config *cfg, const char *program)
     struct session_table *sessions = NULL;
     struct mcp_server *mcp = NULL;
     struct http_server *http = NULL;
+    struct web *web = NULL;
     bool is_registry_ready = false;
     char *base = NULL;
     char *data_path = NULL;
@@ -181,7 +188,11 @@ static int serve(struct config *cfg, const char *program)
         fprintf(stderr, "out of memory\n");
         goto out;
     }
-    if (http_server_start(cfg, store, mcp, &http) != TM_OK) {
+    if (web_create(cfg, store, transport, &web) != TM_OK) {
+        fprintf(stderr, "out of memory\n");
+        goto out;
+    }
+    if (http_server_start(cfg, store, mcp, web, &http) != TM_OK) {
         fprintf(stderr, "cannot listen on %s:%d\n", cfg->listen_host, cfg->listen_port);
         goto out;
     }
@@ -211,6 +222,7 @@ out:
     http_server_end_streams(http);
     turso_transport_stop(&transport);
     http_server_stop(&http);
+    web_destroy(&web);
     dbaccess_destroy(&db);
     mcp_server_destroy(&mcp);
     session_table_destroy(&sessions);
@@ -274,6 +286,10 @@ int main(int argc, char **argv)
         rc = serve(&cfg, argv[0]);
     } else if (strcmp(command, "user") == 0) {
         rc = admin_user(&cfg, n_rest, rest);
+    } else if (strcmp(command, "keys") == 0) {
+        rc = admin_keys(&cfg, n_rest, rest);
+    } else if (strcmp(command, "store") == 0) {
+        rc = admin_store(&cfg, n_rest, rest);
     } else {
         fprintf(stderr, "unknown command %s (see turso-mcp --help)\n", command);
         rc = 2;

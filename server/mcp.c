@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "web.h"
 #include "turso_transport.h"
 
 const char *const mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05", NULL};
@@ -309,6 +310,11 @@ static void finish_call(struct tool_call *call, json_t *result)
     }
     const char *outcome = reply.is_cancelled ? "cancelled" : (is_error ? "error" : "ok");
     metrics_tool(p->tool_name, outcome, ms);
+    /* What the URL's own page shows: tool, database, outcome; never arguments. */
+    web_note_activity(p->user_id, p->tool_name,
+                      dbaccess_database_name(
+                          p->call.creds, json_string_value(json_object_get(p->args, "database"))),
+                      outcome);
     log_msg(LOG_INFO, "event=tool_call rid=%lu user=%s tool=%s outcome=%s duration_ms=%.1f",
             p->request_id, p->user_id, p->tool_name, outcome, ms);
     struct mcp_sink sink = p->sink;

@@ -3,7 +3,7 @@
  * key file `master.key`, both in the data directory. Token, record id and
  * sealing are done here with libsodium; the credentials' byte form comes
  * from creds.c. Any thread may call in: one mutex serialises the single
- * SQLite connection, and crypto runs outside it.
+ * SQLite connection and the key set, and crypto runs outside it.
  */
 #include "store.h"
 
@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -22,26 +23,37 @@
 
 #include "log.h"
 
-#define MASTER_KEY_FILE "master.key"
-#define STORE_DB_FILE   "store.db"
-#define MASTER_KEY_LEN  32
-/* "v<version>:<64 hex>\n" is under 80 bytes; a longer file is not one of ours. */
-#define MASTER_KEY_FILE_MAX 128
-#define MASTER_KEY_VERSION  1
+#define MASTER_KEY_FILE    "master.key"
+#define STORE_DB_FILE      "store.db"
+#define MASTER_KEY_LEN     32
+#define MASTER_KEY_VERSION 1
 /* Nine digits keep the version inside an int and inside four bytes of associated data. */
 #define MASTER_KEY_VERSION_DIGITS 9
-#define TOKEN_BYTES               32
-#define RECORD_ID_LEN             crypto_generichash_BYTES
-#define SUBKEY_LEN                crypto_generichash_KEYBYTES
-#define AD_LEN                    (RECORD_ID_LEN + 4)
-#define NONCE_LEN                 crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define TAG_LEN                   crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define BUSY_TIMEOUT_MS           5000
+#define MASTER_KEY_VERSION_MAX    999999999
+/* "v<version>:<64 hex>\n" is under 80 bytes; a file holds at most this many versions. */
+#define MASTER_KEY_LINE_MAX     80
+#define MASTER_KEY_VERSIONS_MAX 64
+#define MASTER_KEY_FILE_MAX     (MASTER_KEY_LINE_MAX * MASTER_KEY_VERSIONS_MAX)
+#define TOKEN_BYTES             32
+#define RECORD_ID_LEN           crypto_generichash_BYTES
+#define SUBKEY_LEN              crypto_generichash_KEYBYTES
+#define AD_LEN                  (RECORD_ID_LEN + 4)
+#define NONCE_LEN               crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG_LEN                 crypto_aead_xchacha20poly1305_ietf_ABYTES
+/* The shortest credentials encoding (creds.c): version, flags and six absent fields. */
+#define CREDS_MIN_LEN   8
+#define SEALED_MIN_LEN  (NONCE_LEN + TAG_LEN + CREDS_MIN_LEN)
+#define BUSY_TIMEOUT_MS 5000
 /* last_used_at is for `user list`; a write per request would serialise every request. */
 #define TOUCH_INTERVAL_S 60
+/* How often a find looks whether `keys rotate` (another process) changed master.key. */
+#define KEY_RELOAD_INTERVAL_S 2
 /* A public id is 64 bits, so a collision is all but impossible; retry a few times anyway. */
-#define ADD_ATTEMPTS   4
-#define SCHEMA_VERSION 1
+#define ADD_ATTEMPTS         4
+#define SCHEMA_VERSION       2
+#define ACTIVITY_OUTCOME_MAX 16
+#define STRINGIFY_(x)        #x
+#define STRINGIFY(x)         STRINGIFY_(x)
 
 /* crypto_kdf contexts: exactly crypto_kdf_CONTEXTBYTES characters, one per purpose. */
 #define KDF_CTX_LOOKUP "tmlookup"
@@ -54,10 +66,48 @@ _Static_assert(MASTER_KEY_LEN == crypto_kdf_KEYBYTES, "master key is a kdf key")
 _Static_assert(SUBKEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "seal key size");
 _Static_assert(STORE_TOKEN_LEN == 43, "base64url of 32 bytes without padding");
 
+/* What one master key version gives: only subkeys are kept, never the master key itself. */
+struct key_entry {
+    int version;
+    unsigned char seal_key[SUBKEY_LEN]; /* keys the hash from token to sealing key */
+    unsigned char check[SUBKEY_LEN];    /* compared with master_keys.key_check */
+};
+
+/*
+ * The versions of master.key, oldest first; the last is current.
+ *
+ * Record ids come from the FIRST version's lookup subkey, for as long as
+ * the store lives. A record id is how a token finds its record, so a
+ * lookup key that followed the current version would change every record
+ * id at each rotation: either every id would be rewritten at once (which
+ * needs every token) or a find would hash the token once per version
+ * (slower, and more ways for one token to name a row). Keeping the lookup
+ * key costs nothing in secrecy: it only turns a token into an id, and
+ * whoever has a token can use it anyway; what rotation protects is the
+ * sealing, and seal keys do follow the current version. Stores made before
+ * versions existed derived it from their only version, v1, so they read
+ * on unchanged.
+ */
+struct key_set {
+    int n;
+    struct key_entry e[MASTER_KEY_VERSIONS_MAX];
+    unsigned char lookup_key[SUBKEY_LEN]; /* from e[0] */
+};
+
+/* Which master.key was loaded: a rename by `keys rotate` gives another inode. */
+struct file_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
 struct store {
     /*
-     * Guards db and every prepared statement. Each public function takes it
-     * around its SQL only: never during crypto, never while calling back.
+     * Guards db, every prepared statement, `keys`, `key_file` and
+     * `keys_checked_at`. Each public function takes it around its SQL and
+     * key lookups only: never during sealing or opening, never while
+     * calling back.
      */
     pthread_mutex_t lock;
     bool has_lock; /* lock was initialised (store_close also frees half-opened stores) */
@@ -67,15 +117,25 @@ struct store {
     sqlite3_stmt *st_touch;
     sqlite3_stmt *st_list;
     sqlite3_stmt *st_revoke;
-    int key_version;                      /* version of the master key in master.key */
-    unsigned char lookup_key[SUBKEY_LEN]; /* keys the hash from token to record id */
-    unsigned char seal_key[SUBKEY_LEN];   /* keys the hash from token to sealing key */
+    sqlite3_stmt *st_migrate;
+    sqlite3_stmt *st_rekey;
+    sqlite3_stmt *st_act_insert;
+    sqlite3_stmt *st_act_trim;
+    sqlite3_stmt *st_act_list;
+    int dir_fd; /* the data directory, for master.key; -1 when closed */
+    struct key_set keys;
+    struct file_id key_file; /* the master.key loaded, or last refused */
+    int64_t keys_checked_at; /* CLOCK_MONOTONIC seconds of the last look at master.key */
+    /* A copy of keys.lookup_key: constant after open, so read without the lock. */
+    unsigned char lookup_key[SUBKEY_LEN];
 };
 
 /*
  * schema_steps[v] takes a store from user_version v to v + 1; append only.
  * users.sealed is nonce || ciphertext; label and is_read_only are kept in
  * the clear as well (they are also sealed) so that `user list` needs no token.
+ * activity holds names and outcomes only; a trigger deletes a user's
+ * activity with the user, inside the same statement.
  */
 static const char *const schema_steps[SCHEMA_VERSION] = {
     "CREATE TABLE users ("
@@ -91,6 +151,17 @@ static const char *const schema_steps[SCHEMA_VERSION] = {
     "CREATE TABLE master_keys ("
     " version INTEGER PRIMARY KEY,"
     " key_check BLOB NOT NULL);",
+
+    "CREATE TABLE activity ("
+    " id INTEGER PRIMARY KEY,"
+    " public_id TEXT NOT NULL,"
+    " at INTEGER NOT NULL,"
+    " tool TEXT NOT NULL,"
+    " database TEXT NOT NULL,"
+    " outcome TEXT NOT NULL);"
+    "CREATE INDEX activity_by_user ON activity (public_id, id);"
+    "CREATE TRIGGER users_delete_activity AFTER DELETE ON users BEGIN"
+    " DELETE FROM activity WHERE public_id = old.public_id; END;",
 };
 
 /* Logs an SQLite failure (the message names no bound value) and maps it. Call under lock. */
@@ -141,9 +212,16 @@ static enum tm_err write_all(int fd, const char *buf, size_t len)
     return TM_OK;
 }
 
+static int64_t monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
 /* ---- master key file -------------------------------------------------- */
 
-/* Parses "v<version>:<64 hex>\n" strictly: one format, one meaning. */
+/* Parses one line "v<version>:<64 hex>\n" strictly: one format, one meaning. */
 static enum tm_err parse_master_key(const char *text, size_t len, int *version,
                                     unsigned char key[MASTER_KEY_LEN])
 {
@@ -176,6 +254,77 @@ static enum tm_err parse_master_key(const char *text, size_t len, int *version,
 }
 
 /*
+ * Parses the whole file: one or more lines, versions strictly increasing.
+ * Keeps only the subkeys of each version in *ks; master keys are wiped.
+ */
+static enum tm_err parse_master_keys(const char *text, size_t len, struct key_set *ks)
+{
+    enum tm_err err = TM_ERR_INVALID;
+    unsigned char master[MASTER_KEY_LEN];
+    size_t pos = 0;
+
+    memset(ks, 0, sizeof(*ks));
+    while (pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t line_len = nl ? (size_t)(nl - (text + pos)) + 1 : len - pos;
+        struct key_entry *e;
+        int version = 0;
+
+        if (ks->n == MASTER_KEY_VERSIONS_MAX)
+            goto out;
+        if (parse_master_key(text + pos, line_len, &version, master) != TM_OK)
+            goto out;
+        if (ks->n > 0 && version <= ks->e[ks->n - 1].version)
+            goto out;
+        e = &ks->e[ks->n];
+        e->version = version;
+        if (crypto_kdf_derive_from_key(e->seal_key, SUBKEY_LEN, 1, KDF_CTX_SEAL, master) != 0 ||
+            crypto_kdf_derive_from_key(e->check, SUBKEY_LEN, 1, KDF_CTX_CHECK, master) != 0 ||
+            (ks->n == 0 && crypto_kdf_derive_from_key(ks->lookup_key, SUBKEY_LEN, 1, KDF_CTX_LOOKUP,
+                                                      master) != 0)) {
+            err = TM_ERR_CRYPTO;
+            goto out;
+        }
+        ks->n++;
+        pos += line_len;
+    }
+    err = ks->n > 0 ? TM_OK : TM_ERR_INVALID;
+out:
+    sodium_memzero(master, sizeof(master));
+    if (err != TM_OK)
+        sodium_memzero(ks, sizeof(*ks));
+    return err;
+}
+
+static enum tm_err write_key_tmp(int dir_fd, const char *text, size_t len, char *tmp_name,
+                                 size_t tmp_name_len)
+{
+    enum tm_err err = TM_ERR_IO;
+    int fd;
+
+    snprintf(tmp_name, tmp_name_len, MASTER_KEY_FILE ".%08" PRIx32 "%08" PRIx32 ".tmp",
+             randombytes_random(), randombytes_random());
+    fd = openat(dir_fd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        tmp_name[0] = '\0';
+        goto out;
+    }
+    /* The umask can only clear bits, but be explicit about what the file is. */
+    if (fchmod(fd, 0600) != 0 || write_all(fd, text, len) != TM_OK || fsync(fd) != 0) {
+        close(fd);
+        goto out;
+    }
+    if (close(fd) != 0)
+        goto out;
+    err = TM_OK;
+out:
+    if (err != TM_OK)
+        log_msg(LOG_ERROR, "event=store_master_key_write_failed errno=%d err=\"%s\"", errno,
+                strerror(errno));
+    return err;
+}
+
+/*
  * Writes a fresh key to a temporary file, then links it to master.key.
  * link(), unlike rename(), fails when master.key already exists, so an
  * existing key is never replaced, and a crash never leaves half a key under
@@ -185,39 +334,17 @@ static enum tm_err create_master_key(int dir_fd)
 {
     enum tm_err err = TM_ERR_IO;
     unsigned char key[MASTER_KEY_LEN];
-    char text[MASTER_KEY_FILE_MAX];
-    char tmp_name[64];
-    int fd = -1;
-    bool has_tmp = false;
+    char text[MASTER_KEY_LINE_MAX];
+    char tmp_name[64] = "";
     int n;
 
     randombytes_buf(key, sizeof(key));
     n = snprintf(text, sizeof(text), "v%d:", MASTER_KEY_VERSION);
     sodium_bin2hex(text + n, sizeof(text) - (size_t)n, key, sizeof(key));
     strcat(text, "\n");
-    snprintf(tmp_name, sizeof(tmp_name), MASTER_KEY_FILE ".%08" PRIx32 "%08" PRIx32 ".tmp",
-             randombytes_random(), randombytes_random());
-
-    fd = openat(dir_fd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        log_msg(LOG_ERROR, "event=store_master_key_create_failed errno=%d err=\"%s\"", errno,
-                strerror(errno));
+    err = write_key_tmp(dir_fd, text, strlen(text), tmp_name, sizeof(tmp_name));
+    if (err != TM_OK)
         goto out;
-    }
-    has_tmp = true;
-    /* The umask can only clear bits, but be explicit about what the file is. */
-    if (fchmod(fd, 0600) != 0 || write_all(fd, text, strlen(text)) != TM_OK || fsync(fd) != 0) {
-        log_msg(LOG_ERROR, "event=store_master_key_create_failed errno=%d err=\"%s\"", errno,
-                strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        log_msg(LOG_ERROR, "event=store_master_key_create_failed errno=%d err=\"%s\"", errno,
-                strerror(errno));
-        goto out;
-    }
-    fd = -1;
     if (linkat(dir_fd, tmp_name, dir_fd, MASTER_KEY_FILE, 0) != 0) {
         if (errno == EEXIST) {
             err = TM_ERR_EXISTS;
@@ -225,13 +352,12 @@ static enum tm_err create_master_key(int dir_fd)
         }
         log_msg(LOG_ERROR, "event=store_master_key_create_failed errno=%d err=\"%s\"", errno,
                 strerror(errno));
+        err = TM_ERR_IO;
         goto out;
     }
     err = TM_OK;
 out:
-    if (fd >= 0)
-        close(fd);
-    if (has_tmp)
+    if (tmp_name[0])
         unlinkat(dir_fd, tmp_name, 0);
     /* The link and the unlink must reach the disk before we hand out tokens. */
     if (err == TM_OK && fsync(dir_fd) != 0)
@@ -241,37 +367,41 @@ out:
     return err;
 }
 
-/* Reads master.key, creating it first if it does not exist. */
-static enum tm_err load_master_key(int dir_fd, int *version, unsigned char key[MASTER_KEY_LEN],
-                                   bool *created)
+static void file_id_of(const struct stat *st, struct file_id *id)
+{
+    id->dev = st->st_dev;
+    id->ino = st->st_ino;
+    id->size = st->st_size;
+    id->mtime = st->st_mtim;
+}
+
+static bool file_id_eq(const struct file_id *a, const struct file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/*
+ * Reads master.key into text (MASTER_KEY_FILE_MAX + 1 bytes) after checking
+ * that it is a regular file only its owner may read. ENOENT is returned as
+ * TM_ERR_NOT_FOUND, without a log line, so that the caller may create it.
+ */
+static enum tm_err read_key_file(int dir_fd, char *text, size_t *len, struct file_id *id)
 {
     enum tm_err err = TM_ERR_IO;
-    char text[MASTER_KEY_FILE_MAX + 1];
-    size_t len = 0;
     struct stat st;
-    int fd = -1;
+    int fd;
 
-    /* Twice at most: if another process creates the key between our two opens, read theirs. */
-    for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
-        /* No O_NOFOLLOW: a key mounted as a secret is often a symlink; fstat checks the target. */
-        fd = openat(dir_fd, MASTER_KEY_FILE, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0)
-            break;
-        if (errno != ENOENT) {
-            log_msg(LOG_ERROR, "event=store_master_key_open_failed errno=%d err=\"%s\"", errno,
-                    strerror(errno));
-            goto out;
-        }
-        err = create_master_key(dir_fd);
-        if (err == TM_OK)
-            *created = true;
-        else if (err != TM_ERR_EXISTS)
-            goto out;
-        err = TM_ERR_IO;
+    *len = 0;
+    /* No O_NOFOLLOW: a key mounted as a secret is often a symlink; fstat checks the target. */
+    fd = openat(dir_fd, MASTER_KEY_FILE, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return TM_ERR_NOT_FOUND;
+        log_msg(LOG_ERROR, "event=store_master_key_open_failed errno=%d err=\"%s\"", errno,
+                strerror(errno));
+        return TM_ERR_IO;
     }
-    if (fd < 0)
-        goto out;
-
     if (fstat(fd, &st) != 0)
         goto out;
     if (!S_ISREG(st.st_mode)) {
@@ -285,27 +415,68 @@ static enum tm_err load_master_key(int dir_fd, int *version, unsigned char key[M
         err = TM_ERR_DENIED;
         goto out;
     }
-    while (len < sizeof(text)) {
-        ssize_t n = read(fd, text + len, sizeof(text) - len);
+    while (*len < MASTER_KEY_FILE_MAX + 1) {
+        ssize_t n = read(fd, text + *len, MASTER_KEY_FILE_MAX + 1 - *len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             goto out;
         if (n == 0)
             break;
-        len += (size_t)n;
+        *len += (size_t)n;
     }
-    if (len > MASTER_KEY_FILE_MAX || parse_master_key(text, len, version, key) != TM_OK) {
+    if (*len > MASTER_KEY_FILE_MAX) {
+        log_msg(LOG_ERROR, "event=store_master_key_rejected reason=malformed");
+        err = TM_ERR_INVALID;
+        goto out;
+    }
+    file_id_of(&st, id);
+    err = TM_OK;
+out:
+    close(fd);
+    return err;
+}
+
+/* Reads master.key into *ks, creating the file first if it does not exist. */
+static enum tm_err load_master_keys(int dir_fd, struct key_set *ks, struct file_id *id,
+                                    bool *created)
+{
+    enum tm_err err = TM_ERR_IO;
+    char text[MASTER_KEY_FILE_MAX + 1];
+    size_t len = 0;
+
+    /* Twice at most: if another process creates the key between our two opens, read theirs. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        err = read_key_file(dir_fd, text, &len, id);
+        if (err != TM_ERR_NOT_FOUND)
+            break;
+        err = create_master_key(dir_fd);
+        if (err == TM_OK)
+            *created = true;
+        else if (err != TM_ERR_EXISTS)
+            goto out;
+        err = TM_ERR_IO;
+    }
+    if (err != TM_OK)
+        goto out;
+    if (parse_master_keys(text, len, ks) != TM_OK) {
         log_msg(LOG_ERROR, "event=store_master_key_rejected reason=malformed");
         err = TM_ERR_INVALID;
         goto out;
     }
     err = TM_OK;
 out:
-    if (fd >= 0)
-        close(fd);
     sodium_memzero(text, sizeof(text));
     return err;
+}
+
+/* The entry for `version`, or NULL. Call under lock. */
+static const struct key_entry *key_find(const struct key_set *ks, int64_t version)
+{
+    for (int i = 0; i < ks->n; i++)
+        if (ks->e[i].version == version)
+            return &ks->e[i];
+    return NULL;
 }
 
 /* ---- tokens and records ----------------------------------------------- */
@@ -341,22 +512,6 @@ static bool token_decode(const char *token, unsigned char bin[TOKEN_BYTES])
     return true;
 }
 
-/*
- * From the token bytes: the record id (lookup subkey), its public prefix,
- * and, when seal_key is not NULL, the record's sealing key (seal subkey).
- */
-static void derive_record(const struct store *s, const unsigned char token[TOKEN_BYTES],
-                          unsigned char record_id[RECORD_ID_LEN], char public_id[STORE_ID_LEN + 1],
-                          unsigned char seal_key[SUBKEY_LEN])
-{
-    crypto_generichash(record_id, RECORD_ID_LEN, token, TOKEN_BYTES, s->lookup_key,
-                       sizeof(s->lookup_key));
-    sodium_bin2hex(public_id, STORE_ID_LEN + 1, record_id, STORE_ID_LEN / 2);
-    if (seal_key)
-        crypto_generichash(seal_key, SUBKEY_LEN, token, TOKEN_BYTES, s->seal_key,
-                           sizeof(s->seal_key));
-}
-
 /* Associated data: binds a sealed blob to its record and its key version. */
 static void build_ad(unsigned char ad[AD_LEN], const unsigned char record_id[RECORD_ID_LEN],
                      int key_version)
@@ -376,15 +531,88 @@ static bool is_public_id(const char *id)
     return true;
 }
 
+/* From the token bytes: the record id (first version's lookup subkey) and its public prefix. */
+static void derive_record_id(const struct store *s, const unsigned char token[TOKEN_BYTES],
+                             unsigned char record_id[RECORD_ID_LEN],
+                             char public_id[STORE_ID_LEN + 1])
+{
+    crypto_generichash(record_id, RECORD_ID_LEN, token, TOKEN_BYTES, s->lookup_key,
+                       sizeof(s->lookup_key));
+    if (public_id)
+        sodium_bin2hex(public_id, STORE_ID_LEN + 1, record_id, STORE_ID_LEN / 2);
+}
+
+/* The record's sealing key: the token hashed under one version's seal subkey. */
+static void derive_record_key(const unsigned char seal_subkey[SUBKEY_LEN],
+                              const unsigned char token[TOKEN_BYTES], unsigned char key[SUBKEY_LEN])
+{
+    crypto_generichash(key, SUBKEY_LEN, token, TOKEN_BYTES, seal_subkey, SUBKEY_LEN);
+}
+
+/*
+ * Copies the current version and its seal subkey out under the lock, so
+ * that sealing runs without it and a concurrent reload cannot split them.
+ */
+static void current_key(struct store *s, int *version, unsigned char seal_subkey[SUBKEY_LEN])
+{
+    lock(s);
+    const struct key_entry *e = &s->keys.e[s->keys.n - 1];
+    *version = e->version;
+    memcpy(seal_subkey, e->seal_key, SUBKEY_LEN);
+    unlock(s);
+}
+
+/*
+ * Seals `plain` for the record `record_id` of `token` under the current key
+ * version into a new buffer *sealed_out (nonce || ciphertext; the caller
+ * frees it) and tells which version that was.
+ */
+static enum tm_err seal_record(struct store *s, const unsigned char token[TOKEN_BYTES],
+                               const unsigned char record_id[RECORD_ID_LEN],
+                               const unsigned char *plain, size_t plain_len,
+                               unsigned char **sealed_out, size_t *sealed_len_out, int *version_out)
+{
+    enum tm_err err = TM_ERR_CRYPTO;
+    unsigned char subkey[SUBKEY_LEN];
+    unsigned char key[SUBKEY_LEN];
+    unsigned char ad[AD_LEN];
+    unsigned long long ct_len = 0;
+    size_t sealed_len = NONCE_LEN + plain_len + TAG_LEN;
+    unsigned char *sealed = malloc(sealed_len);
+    int version = 0;
+
+    if (!sealed)
+        return TM_ERR_NOMEM;
+    current_key(s, &version, subkey);
+    derive_record_key(subkey, token, key);
+    build_ad(ad, record_id, version);
+    randombytes_buf(sealed, NONCE_LEN);
+    if (crypto_aead_xchacha20poly1305_ietf_encrypt(sealed + NONCE_LEN, &ct_len, plain, plain_len,
+                                                   ad, sizeof(ad), NULL, sealed, key) != 0)
+        goto out;
+    *sealed_out = sealed;
+    sealed = NULL;
+    *sealed_len_out = sealed_len;
+    *version_out = version;
+    err = TM_OK;
+out:
+    free(sealed);
+    sodium_memzero(subkey, sizeof(subkey));
+    sodium_memzero(key, sizeof(key));
+    return err;
+}
+
 /* ---- opening ------------------------------------------------------------ */
 
 /*
  * Compares the master key with the check value recorded for its version,
  * so that a wrong or regenerated key stops the server at startup instead of
- * turning every user away. Records it on first use of a version.
- * Runs inside the schema transaction.
+ * turning every user away. Records it on first use of a version when
+ * `may_record`; otherwise a version without a check is TM_ERR_NOT_FOUND.
+ * Runs inside a transaction (or, with !may_record, reads only).
  */
-static enum tm_err check_master_key(sqlite3 *db, int version, const unsigned char check[SUBKEY_LEN])
+static enum tm_err check_master_key(sqlite3 *db, int version, const unsigned char check[SUBKEY_LEN],
+                                    bool may_record)
 {
     enum tm_err err = TM_ERR_STORE;
     sqlite3_stmt *st = NULL;
@@ -410,6 +638,10 @@ static enum tm_err check_master_key(sqlite3 *db, int version, const unsigned cha
     }
     if (rc != SQLITE_DONE) {
         err = sql_fail(db, "key_check", rc);
+        goto out;
+    }
+    if (!may_record) {
+        err = TM_ERR_NOT_FOUND;
         goto out;
     }
     sqlite3_finalize(st);
@@ -453,9 +685,68 @@ out:
     return err;
 }
 
-/* Brings the schema to SCHEMA_VERSION and checks the key, in one transaction. */
-static enum tm_err prepare_schema(sqlite3 *db, int key_version,
-                                  const unsigned char check[SUBKEY_LEN])
+/*
+ * Checks every version of master.key against the store: the first version
+ * must be the store's lookup version (the lowest with a key check), since
+ * it finds every record; each version must match its recorded check (new
+ * ones are recorded). Records under versions the file lacks cannot be
+ * opened: that is said, but the store still opens for everyone else.
+ * Runs inside the schema transaction.
+ */
+static enum tm_err check_master_keys(sqlite3 *db, const struct key_set *ks)
+{
+    enum tm_err err = TM_ERR_STORE;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(db, "SELECT min(version) FROM master_keys", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        err = sql_fail(db, "key_check", rc);
+        goto out;
+    }
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL &&
+        sqlite3_column_int64(st, 0) != ks->e[0].version) {
+        log_msg(LOG_ERROR,
+                "event=store_master_key_rejected reason=lookup_version store_first=%" PRId64
+                " file_first=%d",
+                (int64_t)sqlite3_column_int64(st, 0), ks->e[0].version);
+        err = TM_ERR_DENIED;
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+
+    for (int i = 0; i < ks->n; i++) {
+        err = check_master_key(db, ks->e[i].version, ks->e[i].check, true);
+        if (err != TM_OK)
+            goto out;
+    }
+
+    rc = sqlite3_prepare_v2(db, "SELECT key_version, count(*) FROM users GROUP BY key_version", -1,
+                            &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    while (rc == SQLITE_ROW) {
+        if (!key_find(ks, sqlite3_column_int64(st, 0)))
+            log_msg(LOG_WARN,
+                    "event=store_key_version_missing key_version=%" PRId64 " records=%" PRId64,
+                    (int64_t)sqlite3_column_int64(st, 0), (int64_t)sqlite3_column_int64(st, 1));
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_DONE) {
+        err = sql_fail(db, "key_check", rc);
+        goto out;
+    }
+    err = TM_OK;
+out:
+    sqlite3_finalize(st);
+    return err;
+}
+
+/* Brings the schema to SCHEMA_VERSION and checks the keys, in one transaction. */
+static enum tm_err prepare_schema(sqlite3 *db, const struct key_set *ks)
 {
     enum tm_err err = TM_ERR_STORE;
     sqlite3_stmt *st = NULL;
@@ -500,7 +791,7 @@ static enum tm_err prepare_schema(sqlite3 *db, int key_version,
         if (err != TM_OK)
             goto out;
     }
-    err = check_master_key(db, key_version, check);
+    err = check_master_keys(db, ks);
     if (err != TM_OK)
         goto out;
     err = exec_sql(db, "commit", "COMMIT");
@@ -522,8 +813,48 @@ static enum tm_err prepare_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return TM_OK;
 }
 
-static enum tm_err open_db(struct store *s, int dir_fd, const char *data_dir,
-                           const unsigned char check[SUBKEY_LEN])
+static enum tm_err prepare_statements(struct store *s)
+{
+    static const struct {
+        size_t offset;
+        const char *sql;
+    } stmts[] = {
+        {offsetof(struct store, st_insert),
+         "INSERT INTO users (record_id, public_id, key_version, label,"
+         " is_read_only, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+        {offsetof(struct store, st_find),
+         "SELECT key_version, sealed, last_used_at, public_id FROM users WHERE record_id = ?1"},
+        {offsetof(struct store, st_touch), "UPDATE users SET last_used_at = ?2"
+                                           " WHERE record_id = ?1 AND last_used_at <= ?2 - ?3"},
+        {offsetof(struct store, st_list),
+         "SELECT public_id, label, created_at, last_used_at, is_read_only,"
+         " key_version FROM users ORDER BY created_at, id"},
+        {offsetof(struct store, st_revoke), "DELETE FROM users WHERE public_id = ?1"},
+        /* Both updates name the version they read, so a concurrent change makes them miss. */
+        {offsetof(struct store, st_migrate), "UPDATE users SET key_version = ?3, sealed = ?4"
+                                             " WHERE record_id = ?1 AND key_version = ?2"},
+        {offsetof(struct store, st_rekey),
+         "UPDATE users SET record_id = ?3, key_version = ?4, sealed = ?5"
+         " WHERE record_id = ?1 AND key_version = ?2"},
+        {offsetof(struct store, st_act_insert),
+         "INSERT INTO activity (public_id, at, tool, database, outcome)"
+         " SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM users WHERE public_id = ?1)"},
+        {offsetof(struct store, st_act_trim),
+         "DELETE FROM activity WHERE public_id = ?1 AND id <= (SELECT id FROM activity"
+         " WHERE public_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)"},
+        {offsetof(struct store, st_act_list), "SELECT at, tool, database, outcome FROM activity"
+                                              " WHERE public_id = ?1 ORDER BY id DESC LIMIT ?2"},
+    };
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        sqlite3_stmt **st = (sqlite3_stmt **)((char *)s + stmts[i].offset);
+        enum tm_err err = prepare_stmt(s->db, stmts[i].sql, st);
+        if (err != TM_OK)
+            return err;
+    }
+    return TM_OK;
+}
+
+static enum tm_err open_db(struct store *s, const char *data_dir)
 {
     enum tm_err err = TM_ERR_STORE;
     sqlite3_stmt *st = NULL;
@@ -533,7 +864,7 @@ static enum tm_err open_db(struct store *s, int dir_fd, const char *data_dir,
     int rc;
 
     /* SQLite would create the file with the umask's mode; -wal and -shm copy the file's. */
-    fd = openat(dir_fd, STORE_DB_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    fd = openat(s->dir_fd, STORE_DB_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         log_msg(LOG_ERROR, "event=store_db_open_failed errno=%d err=\"%s\"", errno,
                 strerror(errno));
@@ -583,31 +914,10 @@ static enum tm_err open_db(struct store *s, int dir_fd, const char *data_dir,
     if (err != TM_OK)
         goto out;
 
-    err = prepare_schema(s->db, s->key_version, check);
+    err = prepare_schema(s->db, &s->keys);
     if (err != TM_OK)
         goto out;
-
-    err = prepare_stmt(s->db,
-                       "INSERT INTO users (record_id, public_id, key_version, label,"
-                       " is_read_only, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                       &s->st_insert);
-    if (err == TM_OK)
-        err = prepare_stmt(s->db,
-                           "SELECT key_version, sealed, last_used_at FROM users"
-                           " WHERE record_id = ?1",
-                           &s->st_find);
-    if (err == TM_OK)
-        err = prepare_stmt(s->db,
-                           "UPDATE users SET last_used_at = ?2"
-                           " WHERE record_id = ?1 AND last_used_at <= ?2 - ?3",
-                           &s->st_touch);
-    if (err == TM_OK)
-        err = prepare_stmt(s->db,
-                           "SELECT public_id, label, created_at, last_used_at, is_read_only,"
-                           " key_version FROM users ORDER BY created_at, id",
-                           &s->st_list);
-    if (err == TM_OK)
-        err = prepare_stmt(s->db, "DELETE FROM users WHERE public_id = ?1", &s->st_revoke);
+    err = prepare_statements(s);
 out:
     sqlite3_finalize(st);
     free(path);
@@ -643,34 +953,27 @@ enum tm_err store_open(const char *data_dir, struct store **out, bool *created_k
 {
     enum tm_err err = TM_ERR_INTERNAL;
     struct store *s = NULL;
-    unsigned char master[MASTER_KEY_LEN];
-    unsigned char check[SUBKEY_LEN];
     bool created = false;
-    int dir_fd = -1;
 
     if (!data_dir || !*data_dir || !out)
         return TM_ERR_INVALID;
     s = calloc(1, sizeof(*s));
     if (!s)
         return TM_ERR_NOMEM;
+    s->dir_fd = -1;
     if (pthread_mutex_init(&s->lock, NULL) != 0)
         goto out;
     s->has_lock = true;
 
-    err = open_data_dir(data_dir, &dir_fd);
+    err = open_data_dir(data_dir, &s->dir_fd);
     if (err != TM_OK)
         goto out;
-    err = load_master_key(dir_fd, &s->key_version, master, &created);
+    err = load_master_keys(s->dir_fd, &s->keys, &s->key_file, &created);
     if (err != TM_OK)
         goto out;
-    /* Keep only the subkeys: the master key itself is wiped below. */
-    if (crypto_kdf_derive_from_key(s->lookup_key, SUBKEY_LEN, 1, KDF_CTX_LOOKUP, master) != 0 ||
-        crypto_kdf_derive_from_key(s->seal_key, SUBKEY_LEN, 1, KDF_CTX_SEAL, master) != 0 ||
-        crypto_kdf_derive_from_key(check, SUBKEY_LEN, 1, KDF_CTX_CHECK, master) != 0) {
-        err = TM_ERR_CRYPTO;
-        goto out;
-    }
-    err = open_db(s, dir_fd, data_dir, check);
+    memcpy(s->lookup_key, s->keys.lookup_key, SUBKEY_LEN);
+    s->keys_checked_at = monotonic_s();
+    err = open_db(s, data_dir);
     if (err != TM_OK)
         goto out;
 
@@ -680,10 +983,6 @@ enum tm_err store_open(const char *data_dir, struct store **out, bool *created_k
         *created_key = created;
     err = TM_OK;
 out:
-    if (dir_fd >= 0)
-        close(dir_fd);
-    sodium_memzero(master, sizeof(master));
-    sodium_memzero(check, sizeof(check));
     store_close(&s);
     return err;
 }
@@ -700,9 +999,16 @@ void store_close(struct store **sp)
     sqlite3_finalize(s->st_touch);
     sqlite3_finalize(s->st_list);
     sqlite3_finalize(s->st_revoke);
+    sqlite3_finalize(s->st_migrate);
+    sqlite3_finalize(s->st_rekey);
+    sqlite3_finalize(s->st_act_insert);
+    sqlite3_finalize(s->st_act_trim);
+    sqlite3_finalize(s->st_act_list);
     /* All statements are finalised, so close cannot be busy; the last close folds the WAL in. */
     if (sqlite3_close(s->db) != SQLITE_OK)
         log_msg(LOG_ERROR, "event=store_close_failed err=\"%s\"", sqlite3_errmsg(s->db));
+    if (s->dir_fd >= 0)
+        close(s->dir_fd);
     if (s->has_lock)
         pthread_mutex_destroy(&s->lock);
     sodium_memzero(s, sizeof(*s));
@@ -710,11 +1016,78 @@ void store_close(struct store **sp)
     *sp = NULL;
 }
 
+/* ---- master key versions ------------------------------------------------ */
+
+/*
+ * Adopts a master.key that another process (`keys rotate`) has written
+ * since we loaded ours, so that a running server opens records sealed
+ * under the new version and migrates records to it. Looks at most every
+ * KEY_RELOAD_INTERVAL_S unless `force` (a record names a version we do
+ * not have). The new file is taken only if its first version is ours
+ * (same lookup key) and every version matches a recorded key check; a
+ * version without one yet (the rotation has renamed the file but not
+ * committed) is tried again later. Call under lock.
+ */
+static void reload_keys_locked(struct store *s, bool force)
+{
+    struct key_set *ks = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    struct file_id id;
+    struct stat st;
+    int64_t now = monotonic_s();
+    const char *reason = NULL;
+
+    if (!force && now - s->keys_checked_at < KEY_RELOAD_INTERVAL_S)
+        return;
+    s->keys_checked_at = now;
+    if (fstatat(s->dir_fd, MASTER_KEY_FILE, &st, 0) != 0)
+        return;
+    file_id_of(&st, &id);
+    if (file_id_eq(&id, &s->key_file))
+        return;
+    ks = sodium_malloc(sizeof(*ks));
+    text = sodium_malloc(MASTER_KEY_FILE_MAX + 1);
+    if (!ks || !text)
+        goto out;
+    if (read_key_file(s->dir_fd, text, &len, &id) != TM_OK ||
+        parse_master_keys(text, len, ks) != TM_OK) {
+        reason = "malformed";
+        goto out;
+    }
+    if (ks->e[0].version != s->keys.e[0].version ||
+        sodium_memcmp(ks->lookup_key, s->lookup_key, SUBKEY_LEN) != 0) {
+        reason = "lookup_version";
+        goto out;
+    }
+    for (int i = 0; i < ks->n; i++) {
+        enum tm_err err = check_master_key(s->db, ks->e[i].version, ks->e[i].check, false);
+        if (err == TM_ERR_NOT_FOUND)
+            goto out; /* not committed yet, or never: look again later, quietly */
+        if (err != TM_OK) {
+            reason = "mismatch";
+            goto out;
+        }
+    }
+    memcpy(&s->keys, ks, sizeof(*ks));
+    s->key_file = id;
+    log_msg(LOG_INFO, "event=store_keys_reloaded versions=%d current=%d", s->keys.n,
+            s->keys.e[s->keys.n - 1].version);
+out:
+    /* A file we refuse is said once (its id is remembered), and the keys we have stay. */
+    if (reason) {
+        log_msg(LOG_ERROR, "event=store_keys_reload_refused reason=%s", reason);
+        s->key_file = id;
+    }
+    sodium_free(ks);
+    sodium_free(text);
+}
+
 /* ---- records ------------------------------------------------------------ */
 
 /* TM_ERR_EXISTS when the record or public id is taken (the caller draws a new token). */
 static enum tm_err insert_record(struct store *s, const unsigned char record_id[RECORD_ID_LEN],
-                                 const char *public_id, const struct creds *c,
+                                 const char *public_id, const struct creds *c, int key_version,
                                  const unsigned char *sealed, size_t sealed_len, int64_t now)
 {
     enum tm_err err = TM_ERR_STORE;
@@ -726,7 +1099,7 @@ static enum tm_err insert_record(struct store *s, const unsigned char record_id[
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(st, 2, public_id, STORE_ID_LEN, SQLITE_STATIC);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(st, 3, s->key_version);
+        rc = sqlite3_bind_int(st, 3, key_version);
     if (rc == SQLITE_OK)
         rc = c->label ? sqlite3_bind_text(st, 4, c->label, -1, SQLITE_STATIC)
                       : sqlite3_bind_null(st, 4);
@@ -764,8 +1137,6 @@ enum tm_err store_add(struct store *s, const struct creds *c, char token_out[STO
     enum tm_err err = TM_ERR_INTERNAL;
     unsigned char token[TOKEN_BYTES];
     unsigned char record_id[RECORD_ID_LEN];
-    unsigned char key[SUBKEY_LEN];
-    unsigned char ad[AD_LEN];
     char public_id[STORE_ID_LEN + 1];
     unsigned char *plain = NULL;
     size_t plain_len = 0;
@@ -777,27 +1148,19 @@ enum tm_err store_add(struct store *s, const struct creds *c, char token_out[STO
     err = creds_encode(c, &plain, &plain_len);
     if (err != TM_OK)
         goto out;
-    sealed_len = NONCE_LEN + plain_len + TAG_LEN;
-    sealed = malloc(sealed_len);
-    if (!sealed) {
-        err = TM_ERR_NOMEM;
-        goto out;
-    }
 
     for (int attempt = 0; attempt < ADD_ATTEMPTS; attempt++) {
-        unsigned long long ct_len = 0;
+        int version = 0;
 
         randombytes_buf(token, sizeof(token));
-        derive_record(s, token, record_id, public_id, key);
-        build_ad(ad, record_id, s->key_version);
-        randombytes_buf(sealed, NONCE_LEN);
-        if (crypto_aead_xchacha20poly1305_ietf_encrypt(sealed + NONCE_LEN, &ct_len, plain,
-                                                       plain_len, ad, sizeof(ad), NULL, sealed,
-                                                       key) != 0) {
-            err = TM_ERR_CRYPTO;
+        derive_record_id(s, token, record_id, public_id);
+        free(sealed);
+        sealed = NULL;
+        err = seal_record(s, token, record_id, plain, plain_len, &sealed, &sealed_len, &version);
+        if (err != TM_OK)
             goto out;
-        }
-        err = insert_record(s, record_id, public_id, c, sealed, sealed_len, (int64_t)time(NULL));
+        err = insert_record(s, record_id, public_id, c, version, sealed, sealed_len,
+                            (int64_t)time(NULL));
         if (err != TM_ERR_EXISTS)
             break;
     }
@@ -810,21 +1173,28 @@ enum tm_err store_add(struct store *s, const struct creds *c, char token_out[STO
     err = TM_OK;
 out:
     sodium_memzero(token, sizeof(token));
-    sodium_memzero(key, sizeof(key));
     creds_wipe_free(plain, plain_len);
     free(sealed);
     return err;
 }
 
-/* Copies the record's sealed blob out, so that it is opened outside the lock. */
+/* A record as read from its row, copied out so that it is opened outside the lock. */
+struct loaded_record {
+    int64_t key_version;
+    unsigned char *sealed; /* owned */
+    size_t sealed_len;
+    int64_t last_used_at;
+    char public_id[STORE_ID_LEN + 1];
+};
+
 static enum tm_err load_record(struct store *s, const unsigned char record_id[RECORD_ID_LEN],
-                               int64_t *key_version, unsigned char **sealed, size_t *sealed_len,
-                               int64_t *last_used_at)
+                               struct loaded_record *rec)
 {
     enum tm_err err = TM_ERR_STORE;
     sqlite3_stmt *st = s->st_find;
     unsigned char *copy = NULL;
     const void *blob;
+    const char *public_id;
     int blob_len;
     int rc;
 
@@ -852,10 +1222,12 @@ static enum tm_err load_record(struct store *s, const unsigned char record_id[RE
     }
     if (blob && blob_len > 0)
         memcpy(copy, blob, (size_t)blob_len);
-    *key_version = sqlite3_column_int64(st, 0);
-    *last_used_at = sqlite3_column_int64(st, 2);
-    *sealed = copy;
-    *sealed_len = blob_len > 0 ? (size_t)blob_len : 0;
+    rec->key_version = sqlite3_column_int64(st, 0);
+    rec->last_used_at = sqlite3_column_int64(st, 2);
+    public_id = (const char *)sqlite3_column_text(st, 3);
+    snprintf(rec->public_id, sizeof(rec->public_id), "%s", public_id ? public_id : "");
+    rec->sealed = copy;
+    rec->sealed_len = blob_len > 0 ? (size_t)blob_len : 0;
     copy = NULL;
     err = TM_OK;
 out:
@@ -887,59 +1259,82 @@ static void touch_record(struct store *s, const unsigned char record_id[RECORD_I
     unlock(s);
 }
 
-enum tm_err store_find(struct store *s, const char *token, struct creds *out,
-                       char id_out[STORE_ID_LEN + 1])
+/*
+ * Copies the seal subkey of `version` out under the lock, reloading
+ * master.key first when it may have changed. False when no loaded version
+ * has that number.
+ */
+static bool seal_subkey_for(struct store *s, int64_t version, unsigned char subkey[SUBKEY_LEN])
+{
+    const struct key_entry *e;
+
+    lock(s);
+    reload_keys_locked(s, false);
+    e = key_find(&s->keys, version);
+    if (!e) {
+        reload_keys_locked(s, true);
+        e = key_find(&s->keys, version);
+    }
+    if (e)
+        memcpy(subkey, e->seal_key, SUBKEY_LEN);
+    unlock(s);
+    return e != NULL;
+}
+
+/* The version new seals use now. */
+static int current_version(struct store *s)
+{
+    lock(s);
+    int v = s->keys.e[s->keys.n - 1].version;
+    unlock(s);
+    return v;
+}
+
+/*
+ * Finds and opens the record of `token`: on TM_OK *out holds the
+ * credentials, *plain_out their encoded bytes (the caller wipes and frees
+ * them with creds_wipe_free) and *rec the row. A record that exists but
+ * does not open is TM_ERR_DENIED, logged here once with its public id.
+ */
+static enum tm_err open_record(struct store *s, const unsigned char token[TOKEN_BYTES],
+                               const unsigned char record_id[RECORD_ID_LEN],
+                               struct loaded_record *rec, struct creds *out,
+                               unsigned char **plain_out, size_t *plain_len_out)
 {
     enum tm_err err = TM_ERR_INTERNAL;
-    unsigned char token_bin[TOKEN_BYTES];
-    unsigned char record_id[RECORD_ID_LEN];
+    unsigned char subkey[SUBKEY_LEN];
     unsigned char key[SUBKEY_LEN];
     unsigned char ad[AD_LEN];
-    char public_id[STORE_ID_LEN + 1] = "";
-    unsigned char *sealed = NULL;
-    size_t sealed_len = 0;
     unsigned char *plain = NULL;
     size_t plain_len = 0;
-    int64_t key_version = 0;
-    int64_t last_used_at = 0;
-    int64_t now;
     struct creds found = {0};
     const char *reason = NULL; /* why a record that exists did not open; logged once */
 
-    if (out)
-        memset(out, 0, sizeof(*out));
-    if (!s || !out)
-        return TM_ERR_INVALID;
-    /* A malformed token cannot name a record: answer before any hashing or SQL. */
-    if (!token_decode(token, token_bin))
-        return TM_ERR_NOT_FOUND;
-    derive_record(s, token_bin, record_id, public_id, key);
-    sodium_memzero(token_bin, sizeof(token_bin));
-
-    err = load_record(s, record_id, &key_version, &sealed, &sealed_len, &last_used_at);
+    err = load_record(s, record_id, rec);
     if (err != TM_OK)
-        goto out;
-    /* Only the current key is loaded; an older version would need its own subkeys. */
-    if (key_version != s->key_version) {
+        return err;
+    if (rec->key_version < 1 || rec->key_version > MASTER_KEY_VERSION_MAX ||
+        !seal_subkey_for(s, rec->key_version, subkey)) {
         reason = "key_version";
         err = TM_ERR_DENIED;
         goto out;
     }
-    if (sealed_len < NONCE_LEN + TAG_LEN) {
+    if (rec->sealed_len < NONCE_LEN + TAG_LEN) {
         reason = "short";
         err = TM_ERR_DENIED;
         goto out;
     }
-    plain_len = sealed_len - NONCE_LEN - TAG_LEN;
+    plain_len = rec->sealed_len - NONCE_LEN - TAG_LEN;
     plain = malloc(plain_len > 0 ? plain_len : 1);
     if (!plain) {
         err = TM_ERR_NOMEM;
         goto out;
     }
-    build_ad(ad, record_id, s->key_version);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, sealed + NONCE_LEN,
-                                                   sealed_len - NONCE_LEN, ad, sizeof(ad), sealed,
-                                                   key) != 0) {
+    derive_record_key(subkey, token, key);
+    build_ad(ad, record_id, (int)rec->key_version);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, rec->sealed + NONCE_LEN,
+                                                   rec->sealed_len - NONCE_LEN, ad, sizeof(ad),
+                                                   rec->sealed, key) != 0) {
         reason = "auth";
         err = TM_ERR_DENIED;
         goto out;
@@ -952,24 +1347,199 @@ enum tm_err store_find(struct store *s, const char *token, struct creds *out,
     }
     if (err != TM_OK)
         goto out;
-
-    now = (int64_t)time(NULL);
-    if (now - last_used_at >= TOUCH_INTERVAL_S)
-        touch_record(s, record_id, now);
-
     *out = found;
     memset(&found, 0, sizeof(found));
-    if (id_out)
-        memcpy(id_out, public_id, STORE_ID_LEN + 1);
+    *plain_out = plain;
+    *plain_len_out = plain_len;
+    plain = NULL;
     err = TM_OK;
 out:
     if (reason)
-        log_msg(LOG_WARN, "event=store_open_failed id=%s reason=%s key_version=%" PRId64, public_id,
-                reason, key_version);
+        log_msg(LOG_WARN, "event=store_open_failed id=%s reason=%s key_version=%" PRId64,
+                rec->public_id, reason, rec->key_version);
+    sodium_memzero(subkey, sizeof(subkey));
     sodium_memzero(key, sizeof(key));
     creds_cleanup(&found);
     creds_wipe_free(plain, plain_len);
+    return err;
+}
+
+/*
+ * Re-seals an opened record under the current key version (lazy
+ * migration). One UPDATE, which names the version it read: if another
+ * thread or process migrated or rotated the record meanwhile, it changes
+ * nothing. Best effort: the caller already has what it asked for.
+ */
+static void migrate_record(struct store *s, const unsigned char token[TOKEN_BYTES],
+                           const unsigned char record_id[RECORD_ID_LEN],
+                           const struct loaded_record *rec, const unsigned char *plain,
+                           size_t plain_len)
+{
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    int version = 0;
+    sqlite3_stmt *st = s->st_migrate;
+    int rc;
+
+    if (seal_record(s, token, record_id, plain, plain_len, &sealed, &sealed_len, &version) != TM_OK)
+        return;
+    if (version == rec->key_version) {
+        free(sealed);
+        return;
+    }
+    lock(s);
+    rc = sqlite3_bind_blob(st, 1, record_id, RECORD_ID_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, rec->key_version);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 3, version);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(st, 4, sealed, sealed_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        log_msg(LOG_WARN, "event=store_migrate_failed id=%s rc=%d err=\"%s\"", rec->public_id, rc,
+                sqlite3_errmsg(s->db));
+    else if (sqlite3_changes(s->db) > 0)
+        log_msg(LOG_INFO, "event=store_record_migrated id=%s from=%" PRId64 " to=%d",
+                rec->public_id, rec->key_version, version);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    unlock(s);
     free(sealed);
+}
+
+enum tm_err store_find(struct store *s, const char *token, struct creds *out,
+                       char id_out[STORE_ID_LEN + 1])
+{
+    enum tm_err err = TM_ERR_INTERNAL;
+    unsigned char token_bin[TOKEN_BYTES];
+    unsigned char record_id[RECORD_ID_LEN];
+    struct loaded_record rec = {0};
+    unsigned char *plain = NULL;
+    size_t plain_len = 0;
+    int64_t now;
+
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (!s || !out)
+        return TM_ERR_INVALID;
+    /* A malformed token cannot name a record: answer before any hashing or SQL. */
+    if (!token_decode(token, token_bin))
+        return TM_ERR_NOT_FOUND;
+    derive_record_id(s, token_bin, record_id, NULL);
+
+    err = open_record(s, token_bin, record_id, &rec, out, &plain, &plain_len);
+    if (err != TM_OK)
+        goto out;
+    if (rec.key_version != current_version(s))
+        migrate_record(s, token_bin, record_id, &rec, plain, plain_len);
+    now = (int64_t)time(NULL);
+    if (now - rec.last_used_at >= TOUCH_INTERVAL_S)
+        touch_record(s, record_id, now);
+    if (id_out)
+        memcpy(id_out, rec.public_id, STORE_ID_LEN + 1);
+    err = TM_OK;
+out:
+    sodium_memzero(token_bin, sizeof(token_bin));
+    creds_wipe_free(plain, plain_len);
+    free(rec.sealed);
+    return err;
+}
+
+/* Moves the record from old_id to new_id, sealed anew; one UPDATE, so all or nothing. */
+static enum tm_err rekey_record(struct store *s, const unsigned char old_id[RECORD_ID_LEN],
+                                int64_t old_version, const unsigned char new_id[RECORD_ID_LEN],
+                                int new_version, const unsigned char *sealed, size_t sealed_len)
+{
+    enum tm_err err = TM_ERR_STORE;
+    sqlite3_stmt *st = s->st_rekey;
+    int rc;
+
+    lock(s);
+    rc = sqlite3_bind_blob(st, 1, old_id, RECORD_ID_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, old_version);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(st, 3, new_id, RECORD_ID_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 4, new_version);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(st, 5, sealed, sealed_len, SQLITE_STATIC);
+    if (rc != SQLITE_OK) {
+        err = sql_fail(s->db, "rotate", rc);
+        goto out;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        err = TM_ERR_EXISTS;
+        goto out;
+    }
+    if (rc != SQLITE_DONE) {
+        err = sql_fail(s->db, "rotate", rc);
+        goto out;
+    }
+    /* Nothing changed: rotated, migrated or revoked since we read it. */
+    err = sqlite3_changes(s->db) > 0 ? TM_OK : TM_ERR_NOT_FOUND;
+out:
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    unlock(s);
+    return err;
+}
+
+enum tm_err store_rotate(struct store *s, const char *old_token,
+                         char new_token_out[STORE_TOKEN_LEN + 1], char id_out[STORE_ID_LEN + 1])
+{
+    enum tm_err err = TM_ERR_INTERNAL;
+    unsigned char old_bin[TOKEN_BYTES];
+    unsigned char new_bin[TOKEN_BYTES];
+    unsigned char old_id[RECORD_ID_LEN];
+    unsigned char new_id[RECORD_ID_LEN];
+    struct loaded_record rec = {0};
+    struct creds c = {0};
+    unsigned char *plain = NULL;
+    size_t plain_len = 0;
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+
+    if (!s || !new_token_out)
+        return TM_ERR_INVALID;
+    if (!token_decode(old_token, old_bin))
+        return TM_ERR_NOT_FOUND;
+    derive_record_id(s, old_bin, old_id, NULL);
+    err = open_record(s, old_bin, old_id, &rec, &c, &plain, &plain_len);
+    if (err != TM_OK)
+        goto out;
+    for (int attempt = 0; attempt < ADD_ATTEMPTS; attempt++) {
+        int version = 0;
+
+        randombytes_buf(new_bin, sizeof(new_bin));
+        derive_record_id(s, new_bin, new_id, NULL);
+        free(sealed);
+        sealed = NULL;
+        err = seal_record(s, new_bin, new_id, plain, plain_len, &sealed, &sealed_len, &version);
+        if (err != TM_OK)
+            goto out;
+        err = rekey_record(s, old_id, rec.key_version, new_id, version, sealed, sealed_len);
+        if (err != TM_ERR_EXISTS)
+            break;
+    }
+    if (err != TM_OK)
+        goto out;
+    sodium_bin2base64(new_token_out, STORE_TOKEN_LEN + 1, new_bin, sizeof(new_bin),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    if (id_out)
+        memcpy(id_out, rec.public_id, STORE_ID_LEN + 1);
+    log_msg(LOG_INFO, "event=store_record_rotated id=%s", rec.public_id);
+    err = TM_OK;
+out:
+    sodium_memzero(old_bin, sizeof(old_bin));
+    sodium_memzero(new_bin, sizeof(new_bin));
+    creds_cleanup(&c);
+    creds_wipe_free(plain, plain_len);
+    free(sealed);
+    free(rec.sealed);
     return err;
 }
 
@@ -1057,6 +1627,27 @@ out:
     return err;
 }
 
+enum tm_err store_count_users(struct store *s, int64_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    enum tm_err err = TM_OK;
+    int rc;
+
+    if (!s || !n)
+        return TM_ERR_INVALID;
+    lock(s);
+    rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM users", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        err = sql_fail(s->db, "count", rc);
+    sqlite3_finalize(st);
+    unlock(s);
+    return err;
+}
+
 enum tm_err store_revoke(struct store *s, const char *id)
 {
     enum tm_err err = TM_ERR_STORE;
@@ -1082,5 +1673,567 @@ out:
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     unlock(s);
+    return err;
+}
+
+/* ---- master key rotation and status ------------------------------------ */
+
+/*
+ * Under the lock and inside one IMMEDIATE transaction (which also keeps a
+ * second `keys rotate` in another process out): re-read master.key, which
+ * must still start with our lookup version; record the new version's key
+ * check; write old lines + the new one to a temporary file and rename it
+ * over master.key; commit. If the commit fails after the rename, the file
+ * holds a version with no check yet: the next open records it (no record
+ * uses it), so nothing is lost either way.
+ */
+enum tm_err store_rotate_master_key(struct store *s, int *version_out)
+{
+    enum tm_err err = TM_ERR_INTERNAL;
+    struct key_set *ks = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    unsigned char master[MASTER_KEY_LEN];
+    char tmp_name[64] = "";
+    struct file_id id;
+    struct stat st;
+    bool in_tx = false;
+    int version;
+    int n;
+
+    if (!s)
+        return TM_ERR_INVALID;
+    ks = sodium_malloc(sizeof(*ks));
+    text = sodium_malloc(MASTER_KEY_FILE_MAX + MASTER_KEY_LINE_MAX + 1);
+    if (!ks || !text) {
+        sodium_free(ks);
+        sodium_free(text);
+        return TM_ERR_NOMEM;
+    }
+    lock(s);
+    err = exec_sql(s->db, "begin", "BEGIN IMMEDIATE");
+    if (err != TM_OK)
+        goto out;
+    in_tx = true;
+    err = read_key_file(s->dir_fd, text, &len, &id);
+    if (err == TM_ERR_NOT_FOUND)
+        err = TM_ERR_IO;
+    if (err != TM_OK)
+        goto out;
+    if (parse_master_keys(text, len, ks) != TM_OK) {
+        log_msg(LOG_ERROR, "event=store_master_key_rejected reason=malformed");
+        err = TM_ERR_INVALID;
+        goto out;
+    }
+    if (ks->e[0].version != s->keys.e[0].version ||
+        sodium_memcmp(ks->lookup_key, s->lookup_key, SUBKEY_LEN) != 0) {
+        log_msg(LOG_ERROR, "event=store_master_key_rejected reason=lookup_version");
+        err = TM_ERR_DENIED;
+        goto out;
+    }
+    for (int i = 0; i < ks->n; i++) {
+        err = check_master_key(s->db, ks->e[i].version, ks->e[i].check, true);
+        if (err != TM_OK)
+            goto out;
+    }
+    if (ks->n == MASTER_KEY_VERSIONS_MAX) {
+        err = TM_ERR_TOO_LARGE;
+        goto out;
+    }
+    if (ks->e[ks->n - 1].version >= MASTER_KEY_VERSION_MAX) {
+        err = TM_ERR_INVALID;
+        goto out;
+    }
+    version = ks->e[ks->n - 1].version + 1;
+
+    randombytes_buf(master, sizeof(master));
+    struct key_entry *e = &ks->e[ks->n];
+    e->version = version;
+    if (crypto_kdf_derive_from_key(e->seal_key, SUBKEY_LEN, 1, KDF_CTX_SEAL, master) != 0 ||
+        crypto_kdf_derive_from_key(e->check, SUBKEY_LEN, 1, KDF_CTX_CHECK, master) != 0) {
+        err = TM_ERR_CRYPTO;
+        goto out;
+    }
+    ks->n++;
+    /* A check already there for a version the file never had: someone edited the store. */
+    err = check_master_key(s->db, version, e->check, true);
+    if (err != TM_OK)
+        goto out;
+
+    /* The old lines stay byte for byte; a file without a final newline was refused above. */
+    n = snprintf(text + len, MASTER_KEY_LINE_MAX, "v%d:", version);
+    sodium_bin2hex(text + len + n, MASTER_KEY_LINE_MAX - (size_t)n, master, sizeof(master));
+    len += (size_t)n + 2 * MASTER_KEY_LEN;
+    text[len++] = '\n';
+    err = write_key_tmp(s->dir_fd, text, len, tmp_name, sizeof(tmp_name));
+    if (err != TM_OK)
+        goto out;
+    if (renameat(s->dir_fd, tmp_name, s->dir_fd, MASTER_KEY_FILE) != 0) {
+        log_msg(LOG_ERROR, "event=store_master_key_write_failed errno=%d err=\"%s\"", errno,
+                strerror(errno));
+        err = TM_ERR_IO;
+        goto out;
+    }
+    tmp_name[0] = '\0';
+    if (fsync(s->dir_fd) != 0)
+        log_msg(LOG_WARN, "event=store_master_key_dir_sync_failed errno=%d", errno);
+    err = exec_sql(s->db, "commit", "COMMIT");
+    in_tx = false;
+    if (err != TM_OK)
+        goto out;
+    if (fstatat(s->dir_fd, MASTER_KEY_FILE, &st, 0) == 0)
+        file_id_of(&st, &id);
+    memcpy(&s->keys, ks, sizeof(*ks));
+    s->key_file = id;
+    log_msg(LOG_INFO, "event=store_master_key_rotated current=%d versions=%d", version, ks->n);
+    if (version_out)
+        *version_out = version;
+    err = TM_OK;
+out:
+    if (in_tx)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (tmp_name[0])
+        unlinkat(s->dir_fd, tmp_name, 0);
+    unlock(s);
+    sodium_memzero(master, sizeof(master));
+    sodium_free(ks);
+    sodium_free(text);
+    return err;
+}
+
+enum tm_err store_key_status(struct store *s, store_key_fn fn, void *ctx)
+{
+    enum tm_err err = TM_ERR_STORE;
+    /* At most the file's versions plus the versions the store names; grown as needed. */
+    struct store_key_info *rows = NULL;
+    size_t n_rows = 0, cap = 0;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (!s || !fn)
+        return TM_ERR_INVALID;
+    lock(s);
+    reload_keys_locked(s, true);
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT v.version, (SELECT count(*) FROM users u"
+                            " WHERE u.key_version = v.version) FROM (SELECT version FROM"
+                            " master_keys UNION SELECT key_version FROM users) v ORDER BY 1",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
+        if (n_rows == cap) {
+            size_t new_cap = cap ? cap * 2 : 16;
+            struct store_key_info *grown = realloc(rows, new_cap * sizeof(*rows));
+            if (!grown) {
+                err = TM_ERR_NOMEM;
+                goto out;
+            }
+            rows = grown;
+            cap = new_cap;
+        }
+        struct store_key_info *info = &rows[n_rows++];
+        int64_t v = sqlite3_column_int64(st, 0);
+        memset(info, 0, sizeof(*info));
+        info->version = v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int)v);
+        info->n_records = sqlite3_column_int64(st, 1);
+        info->is_loaded = key_find(&s->keys, v) != NULL;
+        info->is_current = v == s->keys.e[s->keys.n - 1].version;
+        info->is_lookup = v == s->keys.e[0].version;
+    }
+    if (rc != SQLITE_DONE) {
+        err = sql_fail(s->db, "key_status", rc);
+        goto out;
+    }
+    err = TM_OK;
+out:
+    sqlite3_finalize(st);
+    unlock(s);
+    for (size_t i = 0; err == TM_OK && i < n_rows; i++)
+        fn(&rows[i], ctx);
+    free(rows);
+    return err;
+}
+
+/* ---- store check ---------------------------------------------------------- */
+
+/* Problems found so far, as owned strings, handed to the callback after the lock is released. */
+struct problems {
+    char **items;
+    size_t n, cap;
+    bool is_oom;
+};
+
+__attribute__((format(printf, 2, 3))) static void problem(struct problems *p, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (p->n == p->cap) {
+        size_t new_cap = p->cap ? p->cap * 2 : 16;
+        char **grown = realloc(p->items, new_cap * sizeof(*grown));
+        if (!grown) {
+            p->is_oom = true;
+            return;
+        }
+        p->items = grown;
+        p->cap = new_cap;
+    }
+    p->items[p->n] = strdup(buf);
+    if (!p->items[p->n]) {
+        p->is_oom = true;
+        return;
+    }
+    p->n++;
+}
+
+static bool is_name(const unsigned char *text, int len, int max)
+{
+    if (!text || len < 1 || len > max)
+        return false;
+    for (int i = 0; i < len; i++) {
+        unsigned char ch = text[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool is_outcome(const unsigned char *text, int len)
+{
+    if (!text || len < 1 || len > ACTIVITY_OUTCOME_MAX)
+        return false;
+    for (int i = 0; i < len; i++)
+        if (!((text[i] >= 'a' && text[i] <= 'z') || text[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Runs `sql` and calls row() for each row; the one helper every check below uses. */
+static int check_query(struct store *s, const char *sql,
+                       void (*row)(sqlite3_stmt *st, struct store *s, struct problems *p),
+                       struct problems *p)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    for (; rc == SQLITE_ROW; rc = sqlite3_step(st))
+        row(st, s, p);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void check_integrity_row(sqlite3_stmt *st, struct store *s, struct problems *p)
+{
+    const char *msg = (const char *)sqlite3_column_text(st, 0);
+    if (!msg || strcmp(msg, "ok") != 0)
+        problem(p, "SQLite integrity: %s", msg ? msg : "(no message)");
+}
+
+static void check_user_row(sqlite3_stmt *st, struct store *s, struct problems *p)
+{
+    int64_t rowid = sqlite3_column_int64(st, 0);
+    const char *id = (const char *)sqlite3_column_text(st, 2);
+    int64_t version = sqlite3_column_int64(st, 3);
+    char who[48];
+
+    if (is_public_id(id))
+        snprintf(who, sizeof(who), "user %s", id);
+    else
+        snprintf(who, sizeof(who), "user row %" PRId64, rowid);
+    if (!is_public_id(id))
+        problem(p, "%s: public id is not 16 lower-case hex digits", who);
+    if (sqlite3_column_type(st, 1) != SQLITE_BLOB || sqlite3_column_bytes(st, 1) != RECORD_ID_LEN)
+        problem(p, "%s: record id is not %d bytes", who, RECORD_ID_LEN);
+    if (sqlite3_column_type(st, 3) != SQLITE_INTEGER || version < 1 ||
+        version > MASTER_KEY_VERSION_MAX)
+        problem(p, "%s: key version is not a version number", who);
+    else if (sqlite3_column_int(st, 7) == 0)
+        problem(p, "%s: key version %" PRId64 " has no key check in the store", who, version);
+    else if (!key_find(&s->keys, version))
+        problem(p, "%s: key version %" PRId64 " is not in master.key, so it cannot be opened", who,
+                version);
+    if (sqlite3_column_type(st, 4) != SQLITE_BLOB ||
+        sqlite3_column_bytes(st, 4) < (int)SEALED_MIN_LEN)
+        problem(p, "%s: sealed credentials shorter than a nonce, a tag and an empty record", who);
+    if (sqlite3_column_type(st, 5) != SQLITE_INTEGER ||
+        (sqlite3_column_int64(st, 5) != 0 && sqlite3_column_int64(st, 5) != 1))
+        problem(p, "%s: read-only flag is neither 0 nor 1", who);
+    if (sqlite3_column_type(st, 6) != SQLITE_INTEGER || sqlite3_column_int64(st, 6) <= 0)
+        problem(p, "%s: creation time is not a positive number", who);
+    if (sqlite3_column_type(st, 8) != SQLITE_INTEGER || sqlite3_column_int64(st, 8) < 0)
+        problem(p, "%s: last use time is negative", who);
+    if (sqlite3_column_type(st, 9) != SQLITE_NULL && sqlite3_column_type(st, 9) != SQLITE_TEXT)
+        problem(p, "%s: label is not text", who);
+}
+
+static void check_duplicate_row(sqlite3_stmt *st, struct store *s, struct problems *p)
+{
+    problem(p, "%" PRId64 " users share the %s %s", (int64_t)sqlite3_column_int64(st, 1),
+            (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 0));
+}
+
+static void check_key_row(sqlite3_stmt *st, struct store *s, struct problems *p)
+{
+    int64_t version = sqlite3_column_int64(st, 0);
+    const void *stored = sqlite3_column_blob(st, 1);
+    const struct key_entry *e = key_find(&s->keys, version);
+
+    if (!stored || sqlite3_column_bytes(st, 1) != SUBKEY_LEN) {
+        problem(p, "key version %" PRId64 ": key check is not %d bytes", version, SUBKEY_LEN);
+        return;
+    }
+    if (e && sodium_memcmp(stored, e->check, SUBKEY_LEN) != 0)
+        problem(p, "key version %" PRId64 ": master.key does not match its key check", version);
+}
+
+static void check_lookup_row(sqlite3_stmt *st, struct store *s, struct problems *p)
+{
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL &&
+        sqlite3_column_int64(st, 0) != s->keys.e[0].version)
+        problem(p,
+                "the store's first key version is %" PRId64
+                " but master.key starts with version %d: records cannot be found",
+                (int64_t)sqlite3_column_int64(st, 0), s->keys.e[0].version);
+}
+
+static void check_activity_row(sqlite3_stmt *st, struct store *s, struct problems *p)
+{
+    int64_t rowid = sqlite3_column_int64(st, 0);
+    const unsigned char *tool = sqlite3_column_text(st, 2);
+    const unsigned char *db = sqlite3_column_text(st, 3);
+    const unsigned char *outcome = sqlite3_column_text(st, 4);
+
+    if (sqlite3_column_int(st, 5) == 0)
+        problem(p, "activity row %" PRId64 ": belongs to no user", rowid);
+    if (sqlite3_column_type(st, 1) != SQLITE_INTEGER || sqlite3_column_int64(st, 1) <= 0)
+        problem(p, "activity row %" PRId64 ": time is not a positive number", rowid);
+    if (!is_name(tool, sqlite3_column_bytes(st, 2), STORE_ACTIVITY_NAME_MAX))
+        problem(p, "activity row %" PRId64 ": tool is not a name", rowid);
+    if (sqlite3_column_bytes(st, 3) > 0 &&
+        !is_name(db, sqlite3_column_bytes(st, 3), STORE_ACTIVITY_NAME_MAX))
+        problem(p, "activity row %" PRId64 ": database is not a name", rowid);
+    if (!is_outcome(outcome, sqlite3_column_bytes(st, 4)))
+        problem(p, "activity row %" PRId64 ": outcome is not a word", rowid);
+}
+
+static void check_activity_count_row(sqlite3_stmt *st, struct store *s, struct problems *p)
+{
+    problem(p, "user %s has %" PRId64 " activity entries, more than %d",
+            (const char *)sqlite3_column_text(st, 0), (int64_t)sqlite3_column_int64(st, 1),
+            STORE_ACTIVITY_MAX);
+}
+
+enum tm_err store_check(struct store *s, store_problem_fn fn, void *ctx, size_t *n_problems)
+{
+    enum tm_err err = TM_ERR_STORE;
+    struct problems p = {0};
+    int rc;
+
+    if (!s)
+        return TM_ERR_INVALID;
+    lock(s);
+    reload_keys_locked(s, true);
+    rc = check_query(s, "PRAGMA integrity_check", check_integrity_row, &p);
+    if (rc == SQLITE_OK)
+        rc = check_query(s,
+                         "SELECT u.id, u.record_id, u.public_id, u.key_version, u.sealed,"
+                         " u.is_read_only, u.created_at, EXISTS (SELECT 1 FROM master_keys k"
+                         " WHERE k.version = u.key_version), u.last_used_at, u.label"
+                         " FROM users u ORDER BY u.id",
+                         check_user_row, &p);
+    if (rc == SQLITE_OK)
+        rc = check_query(s,
+                         "SELECT public_id, count(*), 'public id' FROM users GROUP BY public_id"
+                         " HAVING count(*) > 1 UNION ALL SELECT hex(record_id), count(*),"
+                         " 'record id' FROM users GROUP BY record_id HAVING count(*) > 1",
+                         check_duplicate_row, &p);
+    if (rc == SQLITE_OK)
+        rc = check_query(s, "SELECT version, key_check FROM master_keys ORDER BY version",
+                         check_key_row, &p);
+    if (rc == SQLITE_OK)
+        rc = check_query(s, "SELECT min(version) FROM master_keys", check_lookup_row, &p);
+    if (rc == SQLITE_OK)
+        rc = check_query(s,
+                         "SELECT a.id, a.at, a.tool, a.database, a.outcome, EXISTS (SELECT 1"
+                         " FROM users u WHERE u.public_id = a.public_id) FROM activity a"
+                         " ORDER BY a.id",
+                         check_activity_row, &p);
+    if (rc == SQLITE_OK)
+        rc = check_query(s,
+                         "SELECT public_id, count(*) FROM activity GROUP BY public_id"
+                         " HAVING count(*) > " STRINGIFY(STORE_ACTIVITY_MAX),
+                         check_activity_count_row, &p);
+    /* Versions in master.key that the store has no check for (a rotation that did not commit). */
+    for (int i = 0; rc == SQLITE_OK && i < s->keys.n; i++) {
+        enum tm_err kerr = check_master_key(s->db, s->keys.e[i].version, s->keys.e[i].check, false);
+        if (kerr == TM_ERR_NOT_FOUND)
+            problem(&p, "key version %d of master.key has no key check in the store",
+                    s->keys.e[i].version);
+    }
+    if (rc != SQLITE_OK) {
+        err = sql_fail(s->db, "check", rc);
+        unlock(s);
+        goto out;
+    }
+    unlock(s);
+    if (p.is_oom) {
+        err = TM_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; fn && i < p.n; i++)
+        fn(p.items[i], ctx);
+    if (n_problems)
+        *n_problems = p.n;
+    err = TM_OK;
+out:
+    for (size_t i = 0; i < p.n; i++)
+        free(p.items[i]);
+    free(p.items);
+    return err;
+}
+
+/* ---- activity ------------------------------------------------------------- */
+
+enum tm_err store_log_activity(struct store *s, const char *id, const char *tool,
+                               const char *database, const char *outcome, int64_t at)
+{
+    enum tm_err err = TM_ERR_STORE;
+    bool in_tx = false;
+    int rc;
+
+    if (!s || !is_public_id(id) || !tool ||
+        !is_name((const unsigned char *)tool, (int)strnlen(tool, STORE_ACTIVITY_NAME_MAX + 1),
+                 STORE_ACTIVITY_NAME_MAX) ||
+        !outcome ||
+        !is_outcome((const unsigned char *)outcome,
+                    (int)strnlen(outcome, ACTIVITY_OUTCOME_MAX + 1)))
+        return TM_ERR_INVALID;
+    if (!database)
+        database = "";
+    if (*database &&
+        !is_name((const unsigned char *)database,
+                 (int)strnlen(database, STORE_ACTIVITY_NAME_MAX + 1), STORE_ACTIVITY_NAME_MAX))
+        return TM_ERR_INVALID;
+
+    lock(s);
+    /*
+     * NORMAL for this transaction only: in WAL mode it skips the fsync at
+     * commit, so a crash may lose the newest entries but never corrupts
+     * anything, and a log line per tool call does not wait on the disk.
+     */
+    err = exec_sql(s->db, "activity", "PRAGMA synchronous=NORMAL");
+    if (err != TM_OK)
+        goto out;
+    err = exec_sql(s->db, "begin", "BEGIN IMMEDIATE");
+    if (err != TM_OK)
+        goto out;
+    in_tx = true;
+    rc = sqlite3_bind_text(s->st_act_insert, 1, id, STORE_ID_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s->st_act_insert, 2, at);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s->st_act_insert, 3, tool, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s->st_act_insert, 4, database, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s->st_act_insert, 5, outcome, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s->st_act_insert);
+    if (rc != SQLITE_DONE) {
+        err = sql_fail(s->db, "activity", rc);
+        goto out;
+    }
+    if (sqlite3_changes(s->db) == 0) {
+        err = TM_ERR_NOT_FOUND;
+        goto out;
+    }
+    rc = sqlite3_bind_text(s->st_act_trim, 1, id, STORE_ID_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(s->st_act_trim, 2, STORE_ACTIVITY_MAX);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s->st_act_trim);
+    if (rc != SQLITE_DONE) {
+        err = sql_fail(s->db, "activity", rc);
+        goto out;
+    }
+    err = exec_sql(s->db, "commit", "COMMIT");
+    if (err == TM_OK)
+        in_tx = false;
+out:
+    sqlite3_reset(s->st_act_insert);
+    sqlite3_clear_bindings(s->st_act_insert);
+    sqlite3_reset(s->st_act_trim);
+    sqlite3_clear_bindings(s->st_act_trim);
+    if (in_tx)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    /* Every other write waits for the disk again. */
+    sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    unlock(s);
+    return err;
+}
+
+/* One activity entry copied out of its row. */
+struct activity_row {
+    int64_t at;
+    char tool[STORE_ACTIVITY_NAME_MAX + 1];
+    char database[STORE_ACTIVITY_NAME_MAX + 1];
+    char outcome[ACTIVITY_OUTCOME_MAX + 1];
+};
+
+enum tm_err store_activity(struct store *s, const char *id, store_activity_fn fn, void *ctx)
+{
+    enum tm_err err = TM_ERR_STORE;
+    struct activity_row *rows = NULL;
+    size_t n_rows = 0;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!s || !fn)
+        return TM_ERR_INVALID;
+    if (!is_public_id(id))
+        return TM_OK; /* no such user: no activity */
+    rows = calloc(STORE_ACTIVITY_MAX, sizeof(*rows));
+    if (!rows)
+        return TM_ERR_NOMEM;
+    st = s->st_act_list;
+    lock(s);
+    rc = sqlite3_bind_text(st, 1, id, STORE_ID_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 2, STORE_ACTIVITY_MAX);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    /* LIMIT bounds the rows; the count check keeps that from being a buffer's only guard. */
+    for (; rc == SQLITE_ROW && n_rows < STORE_ACTIVITY_MAX; rc = sqlite3_step(st)) {
+        struct activity_row *r = &rows[n_rows++];
+        const char *t;
+        r->at = sqlite3_column_int64(st, 0);
+        t = (const char *)sqlite3_column_text(st, 1);
+        snprintf(r->tool, sizeof(r->tool), "%s", t ? t : "");
+        t = (const char *)sqlite3_column_text(st, 2);
+        snprintf(r->database, sizeof(r->database), "%s", t ? t : "");
+        t = (const char *)sqlite3_column_text(st, 3);
+        snprintf(r->outcome, sizeof(r->outcome), "%s", t ? t : "");
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = sql_fail(s->db, "activity_list", rc);
+    else
+        err = TM_OK;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    unlock(s);
+    for (size_t i = 0; err == TM_OK && i < n_rows; i++) {
+        struct store_activity_entry e = {.at = rows[i].at,
+                                         .tool = rows[i].tool,
+                                         .database = rows[i].database,
+                                         .outcome = rows[i].outcome};
+        fn(&e, ctx);
+    }
+    free(rows);
     return err;
 }

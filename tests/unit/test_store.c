@@ -197,6 +197,18 @@ static void db_exec(sqlite3 *db, const char *sql)
         TEST_FAIL("sql failed: %s: %s", sql, msg ? msg : "?");
 }
 
+/* Runs one statement, binding `id` to ?1 when the statement has it. */
+static void db_exec_id(sqlite3 *db, const char *sql, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    ASSERT_INT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_bind_parameter_count(st) > 0)
+        ASSERT_INT_EQ(sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC), SQLITE_OK);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        TEST_FAIL("sql failed: %s: %s", sql, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+}
+
 static int64_t db_int(sqlite3 *db, const char *sql, const char *id)
 {
     sqlite3_stmt *st = NULL;
@@ -344,7 +356,7 @@ static void test_schema_and_wal(void)
     add_user(s, "x", false, token, id);
 
     sqlite3 *db = db_open(dir);
-    ASSERT_INT_EQ(db_int(db, "PRAGMA user_version", NULL), 1);
+    ASSERT_INT_EQ(db_int(db, "PRAGMA user_version", NULL), 2);
     sqlite3_stmt *stmt = NULL;
     ASSERT_INT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
     ASSERT_INT_EQ(sqlite3_step(stmt), SQLITE_ROW);
@@ -898,6 +910,11 @@ static void count(const struct store_user_info *info, void *ctx)
     (*(int *)ctx)++;
 }
 
+static void count_activity(const struct store_activity_entry *e, void *ctx)
+{
+    (*(int *)ctx)++;
+}
+
 static void test_revoke(void)
 {
     char dir[256];
@@ -1080,6 +1097,510 @@ static void test_too_large_creds(void)
     store_close(&s);
 }
 
+static void test_rotate_token(void)
+{
+    char dir[256];
+    struct store *s = open_new(dir, sizeof(dir));
+    char token[STORE_TOKEN_LEN + 1], id[STORE_ID_LEN + 1];
+    char other[STORE_TOKEN_LEN + 1], other_id[STORE_ID_LEN + 1];
+    char fresh[STORE_TOKEN_LEN + 1], fresh_id[STORE_ID_LEN + 1];
+    char again[STORE_TOKEN_LEN + 1];
+    char found_id[STORE_ID_LEN + 1];
+    struct creds in, out;
+    struct list_seen seen;
+
+    fill_creds(&in, PLAIN_LABEL, true);
+    ASSERT_INT_EQ(store_add(s, &in, token, id), TM_OK);
+    add_user(s, "bystander", false, other, other_id);
+    ASSERT_INT_EQ(store_log_activity(s, id, "turso_query", "orders", "ok", 1000), TM_OK);
+
+    ASSERT_INT_EQ(store_rotate(s, token, fresh, fresh_id), TM_OK);
+    ASSERT(is_token_text(fresh));
+    ASSERT(strcmp(fresh, token) != 0);
+    /* The public id stays, so `user list`, revoke and the activity carry on. */
+    ASSERT_STR_EQ(fresh_id, id);
+    /* The old token is dead at once; the new one opens the same credentials. */
+    ASSERT_INT_EQ(find(s, token), TM_ERR_NOT_FOUND);
+    ASSERT_INT_EQ(store_find(s, fresh, &out, found_id), TM_OK);
+    assert_creds_eq(&in, &out);
+    ASSERT_STR_EQ(found_id, id);
+    creds_cleanup(&out);
+    ASSERT_INT_EQ(find(s, other), TM_OK);
+
+    memset(&seen, 0, sizeof(seen));
+    ASSERT_INT_EQ(store_list(s, collect, &seen), TM_OK);
+    ASSERT_INT_EQ(seen.n, 2);
+    ASSERT_STR_EQ(seen.ids[0], id);
+    ASSERT_STR_EQ(seen.labels[0], PLAIN_LABEL);
+    ASSERT(seen.ro[0]);
+    int n_activity = 0;
+    ASSERT_INT_EQ(store_activity(s, id, count_activity, &n_activity), TM_OK);
+    ASSERT_INT_EQ(n_activity, 1);
+
+    /* Rotating with the old token again, or with nonsense, finds nothing. */
+    ASSERT_INT_EQ(store_rotate(s, token, again, NULL), TM_ERR_NOT_FOUND);
+    ASSERT_INT_EQ(store_rotate(s, "not-a-token", again, NULL), TM_ERR_NOT_FOUND);
+    ASSERT_INT_EQ(store_rotate(s, NULL, again, NULL), TM_ERR_NOT_FOUND);
+    ASSERT_INT_EQ(store_rotate(NULL, fresh, again, NULL), TM_ERR_INVALID);
+
+    /* A record that does not open is not rotated. */
+    sqlite3 *db = db_open(dir);
+    size_t len = 0;
+    unsigned char *blob = get_sealed(db, id, &len);
+    blob[len - 1] ^= 1;
+    set_sealed(db, id, blob, len);
+    ASSERT_INT_EQ(store_rotate(s, fresh, again, NULL), TM_ERR_DENIED);
+    blob[len - 1] ^= 1;
+    set_sealed(db, id, blob, len);
+    free(blob);
+    sqlite3_close(db);
+
+    /* Across a reopen, and rotated twice: only the newest token works. */
+    store_close(&s);
+    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_rotate(s, fresh, again, NULL), TM_OK);
+    ASSERT_INT_EQ(find(s, fresh), TM_ERR_NOT_FOUND);
+    ASSERT_INT_EQ(find(s, token), TM_ERR_NOT_FOUND);
+    ASSERT_INT_EQ(find(s, again), TM_OK);
+    /* Revoking by the public id still works after rotation. */
+    ASSERT_INT_EQ(store_revoke(s, id), TM_OK);
+    ASSERT_INT_EQ(find(s, again), TM_ERR_NOT_FOUND);
+    ASSERT_INT_EQ(find(s, other), TM_OK);
+
+    store_close(&s);
+    creds_cleanup(&in);
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(fresh, sizeof(fresh));
+    sodium_memzero(again, sizeof(again));
+    sodium_memzero(other, sizeof(other));
+}
+
+/* Two threads rotate the same token: exactly one wins, and its token is the one that works. */
+struct rotate_race {
+    struct store *s;
+    const char *token;
+    char fresh[STORE_TOKEN_LEN + 1];
+    enum tm_err err;
+};
+
+static void *rotate_main(void *arg)
+{
+    struct rotate_race *r = arg;
+    r->err = store_rotate(r->s, r->token, r->fresh, NULL);
+    return NULL;
+}
+
+static void test_rotate_race(void)
+{
+    char dir[256];
+    struct store *s = open_new(dir, sizeof(dir));
+    char token[STORE_TOKEN_LEN + 1], id[STORE_ID_LEN + 1];
+    struct rotate_race races[4];
+    pthread_t threads[4];
+    int n_won = 0;
+
+    add_user(s, "raced", false, token, id);
+    for (int i = 0; i < 4; i++) {
+        memset(&races[i], 0, sizeof(races[i]));
+        races[i].s = s;
+        races[i].token = token;
+        ASSERT_INT_EQ(pthread_create(&threads[i], NULL, rotate_main, &races[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        ASSERT_INT_EQ(pthread_join(threads[i], NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        if (races[i].err == TM_OK) {
+            n_won++;
+            ASSERT_INT_EQ(find(s, races[i].fresh), TM_OK);
+        } else {
+            ASSERT_INT_EQ(races[i].err, TM_ERR_NOT_FOUND);
+        }
+    }
+    ASSERT_INT_EQ(n_won, 1);
+    ASSERT_INT_EQ(find(s, token), TM_ERR_NOT_FOUND);
+    store_close(&s);
+}
+
+struct key_seen {
+    int n;
+    struct store_key_info k[8];
+};
+
+static void collect_keys(const struct store_key_info *info, void *ctx)
+{
+    struct key_seen *seen = ctx;
+    ASSERT(seen->n < 8);
+    seen->k[seen->n++] = *info;
+}
+
+static int64_t records_on(struct store *s, int version)
+{
+    struct key_seen seen;
+    memset(&seen, 0, sizeof(seen));
+    ASSERT_INT_EQ(store_key_status(s, collect_keys, &seen), TM_OK);
+    for (int i = 0; i < seen.n; i++)
+        if (seen.k[i].version == version)
+            return seen.k[i].n_records;
+    return 0;
+}
+
+static char *read_text(const char *path)
+{
+    size_t len = 0;
+    unsigned char *bytes = read_all(path, &len);
+    ASSERT_NOT_NULL(bytes);
+    bytes = realloc(bytes, len + 1);
+    ASSERT_NOT_NULL(bytes);
+    bytes[len] = '\0';
+    return (char *)bytes;
+}
+
+static void test_master_key_rotation(void)
+{
+    char dir[256], key_path[512];
+    struct store *s = open_new(dir, sizeof(dir));
+    struct store *other = NULL;
+    char tokens[3][STORE_TOKEN_LEN + 1], ids[3][STORE_ID_LEN + 1];
+    char late[STORE_TOKEN_LEN + 1], late_id[STORE_ID_LEN + 1];
+    struct key_seen seen;
+    struct stat st;
+    int version = 0;
+    struct creds out;
+
+    for (int i = 0; i < 3; i++)
+        add_user(s, "keyed", i == 1, tokens[i], ids[i]);
+    path_in(key_path, sizeof(key_path), dir, "master.key");
+    char *v1_text = read_text(key_path);
+
+    /* A second handle, as a running server beside the admin command would have. */
+    ASSERT_INT_EQ(store_open(dir, &other, NULL), TM_OK);
+
+    ASSERT_INT_EQ(store_rotate_master_key(s, &version), TM_OK);
+    ASSERT_INT_EQ(version, 2);
+    /* The old line is kept byte for byte, the new one appended; still private. */
+    char *v2_text = read_text(key_path);
+    ASSERT_INT_EQ(strlen(v2_text), 2 * 68);
+    ASSERT(strncmp(v2_text, v1_text, 68) == 0);
+    ASSERT(strncmp(v2_text + 68, "v2:", 3) == 0);
+    ASSERT_INT_EQ(stat(key_path, &st), 0);
+    ASSERT_INT_EQ(st.st_mode & 07777, 0600);
+
+    memset(&seen, 0, sizeof(seen));
+    ASSERT_INT_EQ(store_key_status(s, collect_keys, &seen), TM_OK);
+    ASSERT_INT_EQ(seen.n, 2);
+    ASSERT_INT_EQ(seen.k[0].version, 1);
+    ASSERT_INT_EQ(seen.k[0].n_records, 3);
+    ASSERT(seen.k[0].is_lookup && seen.k[0].is_loaded && !seen.k[0].is_current);
+    ASSERT_INT_EQ(seen.k[1].version, 2);
+    ASSERT_INT_EQ(seen.k[1].n_records, 0);
+    ASSERT(!seen.k[1].is_lookup && seen.k[1].is_loaded && seen.k[1].is_current);
+
+    /* Records on v1 still open, and each moves to v2 on its owner's next call. */
+    ASSERT_INT_EQ(find(s, tokens[0]), TM_OK);
+    ASSERT_INT_EQ(records_on(s, 1), 2);
+    ASSERT_INT_EQ(records_on(s, 2), 1);
+    ASSERT_INT_EQ(store_find(s, tokens[1], &out, NULL), TM_OK);
+    ASSERT(out.is_read_only);
+    ASSERT_STR_EQ(out.db_token, SECRET_DB_TOKEN);
+    creds_cleanup(&out);
+    ASSERT_INT_EQ(records_on(s, 1), 1);
+    /* A migrated record opens again, under v2 now. */
+    ASSERT_INT_EQ(find(s, tokens[0]), TM_OK);
+    ASSERT_INT_EQ(records_on(s, 2), 2);
+
+    /*
+     * The other handle loaded v1 only. It still opens everything (v2
+     * records make it read master.key again), and new records it seals go
+     * to v2 once it has seen the new file.
+     */
+    ASSERT_INT_EQ(find(other, tokens[0]), TM_OK);
+    ASSERT_INT_EQ(find(other, tokens[2]), TM_OK);
+    ASSERT_INT_EQ(records_on(s, 1), 0);
+    add_user(other, "late", false, late, late_id);
+    sqlite3 *db = db_open(dir);
+    ASSERT_INT_EQ(db_int(db, "SELECT key_version FROM users WHERE public_id = ?1", late_id), 2);
+    ASSERT_INT_EQ(find(s, late), TM_OK);
+
+    /* A new record goes straight to the current version. */
+    char tok4[STORE_TOKEN_LEN + 1], id4[STORE_ID_LEN + 1];
+    add_user(s, "new", false, tok4, id4);
+    ASSERT_INT_EQ(db_int(db, "SELECT key_version FROM users WHERE public_id = ?1", id4), 2);
+
+    /* Everything survives a reopen; a third version keeps both older lines. */
+    store_close(&s);
+    store_close(&other);
+    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_rotate_master_key(s, &version), TM_OK);
+    ASSERT_INT_EQ(version, 3);
+    char *v3_text = read_text(key_path);
+    ASSERT_INT_EQ(strlen(v3_text), 3 * 68);
+    ASSERT(strncmp(v3_text, v2_text, 2 * 68) == 0);
+    for (int i = 0; i < 3; i++)
+        ASSERT_INT_EQ(find(s, tokens[i]), TM_OK);
+    ASSERT_INT_EQ(find(s, late), TM_OK);
+    ASSERT_INT_EQ(find(s, tok4), TM_OK);
+    ASSERT_INT_EQ(records_on(s, 3), 5);
+    ASSERT_INT_EQ(records_on(s, 2), 0);
+    size_t n_problems = 99;
+    ASSERT_INT_EQ(store_check(s, NULL, NULL, &n_problems), TM_OK);
+    ASSERT_INT_EQ(n_problems, 0);
+    store_close(&s);
+
+    /* Dropping the first version (which finds records) is refused at open. */
+    write_file(key_path, v3_text + 68, 0600);
+    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_ERR_DENIED);
+    ASSERT_NULL(s);
+    /* Versions out of order are not a key file. */
+    char swapped[3 * 68 + 1];
+    snprintf(swapped, sizeof(swapped), "%.68s%.68s%.68s", v3_text, v3_text + 2 * 68, v3_text + 68);
+    write_file(key_path, swapped, 0600);
+    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_ERR_INVALID);
+    /* A changed key for a version is refused. */
+    char changed[3 * 68 + 1];
+    snprintf(changed, sizeof(changed), "%s", v3_text);
+    changed[68 + 10] = changed[68 + 10] == 'a' ? 'b' : 'a';
+    write_file(key_path, changed, 0600);
+    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_ERR_DENIED);
+    /* Dropping a middle version opens, but its records (none now) would be lost: check says. */
+    write_file(key_path, v3_text, 0600);
+    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(find(s, tokens[0]), TM_OK);
+    store_close(&s);
+
+    sqlite3_close(db);
+    free(v1_text);
+    free(v2_text);
+    free(v3_text);
+    sodium_memzero(tokens, sizeof(tokens));
+    sodium_memzero(late, sizeof(late));
+}
+
+/* A store made before master key versions (v1 only, schema 1) reads on and migrates. */
+static void test_old_store_upgrades(void)
+{
+    char dir[256];
+    struct store *s = open_new(dir, sizeof(dir));
+    char token[STORE_TOKEN_LEN + 1], id[STORE_ID_LEN + 1];
+    int version = 0;
+
+    add_user(s, "old", false, token, id);
+    store_close(&s);
+    /* Back to schema 1: no activity table. */
+    sqlite3 *db = db_open(dir);
+    db_exec(db, "DROP TRIGGER users_delete_activity; DROP TABLE activity;"
+                " PRAGMA user_version = 1");
+    sqlite3_close(db);
+    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(find(s, token), TM_OK);
+    ASSERT_INT_EQ(store_log_activity(s, id, "turso_query", NULL, "ok", 5), TM_OK);
+    ASSERT_INT_EQ(store_rotate_master_key(s, &version), TM_OK);
+    ASSERT_INT_EQ(find(s, token), TM_OK);
+    ASSERT_INT_EQ(records_on(s, 2), 1);
+    store_close(&s);
+    sodium_memzero(token, sizeof(token));
+}
+
+static void print_problem(const char *problem, void *ctx)
+{
+    int *n = ctx;
+    (*n)++;
+    fprintf(stderr, "  (expected) problem: %s\n", problem);
+}
+
+static void test_check(void)
+{
+    char dir[256], key_path[512];
+    struct store *s = open_new(dir, sizeof(dir));
+    char tokens[3][STORE_TOKEN_LEN + 1], ids[3][STORE_ID_LEN + 1];
+    size_t n = 99;
+    int n_called = 0;
+
+    for (int i = 0; i < 3; i++)
+        add_user(s, "checked", false, tokens[i], ids[i]);
+    ASSERT_INT_EQ(store_log_activity(s, ids[0], "turso_query", "db1", "ok", 10), TM_OK);
+    ASSERT_INT_EQ(store_check(s, print_problem, &n_called, &n), TM_OK);
+    ASSERT_INT_EQ(n, 0);
+    ASSERT_INT_EQ(n_called, 0);
+
+    /* Each kind of damage is seen, one problem each. */
+    static const struct {
+        const char *sql;
+        size_t n_problems;
+    } damage[] = {
+        {"UPDATE users SET record_id = x'00' WHERE public_id = ?1", 1},
+        /* The user's activity no longer names a user either. */
+        {"UPDATE users SET public_id = 'NOT-HEX-AT-ALL!!' WHERE public_id = ?1", 2},
+        {"UPDATE users SET key_version = 9 WHERE public_id = ?1", 1},
+        {"UPDATE users SET sealed = x'0011' WHERE public_id = ?1", 1},
+        {"UPDATE users SET is_read_only = 7 WHERE public_id = ?1", 1},
+        {"UPDATE users SET created_at = 0 WHERE public_id = ?1", 1},
+        {"INSERT INTO activity (public_id, at, tool, database, outcome)"
+         " VALUES ('ffffffffffffffff', 1, 'turso_query', '', 'ok')",
+         1},
+        {"UPDATE activity SET tool = 'DROP TABLE x;' WHERE public_id = ?1", 1},
+        {"UPDATE master_keys SET key_check = zeroblob(32)", 1},
+    };
+    /* Damage must be committed for the store's connection to see it; TEMP copies undo it. */
+    static const char restore[] =
+        "DELETE FROM users; DELETE FROM activity; DELETE FROM master_keys;"
+        " INSERT INTO users SELECT * FROM temp.u; INSERT INTO activity SELECT * FROM temp.a;"
+        " INSERT INTO master_keys SELECT * FROM temp.k";
+    sqlite3 *db = db_open(dir);
+    db_exec(db, "CREATE TEMP TABLE u AS SELECT * FROM users;"
+                " CREATE TEMP TABLE a AS SELECT * FROM activity;"
+                " CREATE TEMP TABLE k AS SELECT * FROM master_keys");
+    for (size_t i = 0; i < sizeof(damage) / sizeof(damage[0]); i++) {
+        db_exec_id(db, damage[i].sql, ids[0]);
+        n_called = 0;
+        ASSERT_INT_EQ(store_check(s, print_problem, &n_called, &n), TM_OK);
+        if (n != damage[i].n_problems)
+            TEST_FAIL("damage %zu: %zu problems, expected %zu", i, n, damage[i].n_problems);
+        ASSERT_INT_EQ(n_called, n);
+        db_exec(db, restore);
+    }
+    /* A user with too much activity. */
+    for (int i = 0; i <= STORE_ACTIVITY_MAX; i++)
+        db_exec_id(db,
+                   "INSERT INTO activity (public_id, at, tool, database, outcome)"
+                   " VALUES (?1, 1, 'turso_query', '', 'ok')",
+                   ids[1]);
+    ASSERT_INT_EQ(store_check(s, NULL, NULL, &n), TM_OK);
+    ASSERT_INT_EQ(n, 1);
+    db_exec(db, restore);
+    sqlite3_close(db);
+
+    /* Healthy again: the damage was all there was. */
+    ASSERT_INT_EQ(store_check(s, NULL, NULL, &n), TM_OK);
+    ASSERT_INT_EQ(n, 0);
+    ASSERT_INT_EQ(store_check(NULL, NULL, NULL, &n), TM_ERR_INVALID);
+
+    /* A version dropped from master.key while records use it. */
+    int version = 0;
+    ASSERT_INT_EQ(store_rotate_master_key(s, &version), TM_OK);
+    ASSERT_INT_EQ(find(s, tokens[2]), TM_OK); /* now on v2 */
+    store_close(&s);
+    path_in(key_path, sizeof(key_path), dir, "master.key");
+    char *text = read_text(key_path);
+    text[68] = '\0';
+    write_file(key_path, text, 0600);
+    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(find(s, tokens[0]), TM_OK);
+    ASSERT_INT_EQ(find(s, tokens[2]), TM_ERR_DENIED);
+    ASSERT_INT_EQ(store_check(s, NULL, NULL, &n), TM_OK);
+    ASSERT_INT_EQ(n, 1);
+    store_close(&s);
+    sodium_memzero(text, strlen(text));
+    free(text);
+    sodium_memzero(tokens, sizeof(tokens));
+}
+
+struct activity_seen {
+    int n;
+    int64_t at[STORE_ACTIVITY_MAX + 1];
+    char tool[4][64];
+    char database[4][64];
+    char outcome[4][32];
+};
+
+static void collect_activity(const struct store_activity_entry *e, void *ctx)
+{
+    struct activity_seen *seen = ctx;
+    ASSERT(seen->n <= STORE_ACTIVITY_MAX);
+    ASSERT_NOT_NULL(e->tool);
+    ASSERT_NOT_NULL(e->database);
+    ASSERT_NOT_NULL(e->outcome);
+    if (seen->n < 4) {
+        snprintf(seen->tool[seen->n], sizeof(seen->tool[0]), "%s", e->tool);
+        snprintf(seen->database[seen->n], sizeof(seen->database[0]), "%s", e->database);
+        snprintf(seen->outcome[seen->n], sizeof(seen->outcome[0]), "%s", e->outcome);
+    }
+    seen->at[seen->n++] = e->at;
+}
+
+static void test_activity(void)
+{
+    char dir[256];
+    struct store *s = open_new(dir, sizeof(dir));
+    char token[STORE_TOKEN_LEN + 1], id[STORE_ID_LEN + 1];
+    char token_b[STORE_TOKEN_LEN + 1], id_b[STORE_ID_LEN + 1];
+    struct activity_seen seen;
+
+    add_user(s, "active", false, token, id);
+    add_user(s, "quiet", false, token_b, id_b);
+    memset(&seen, 0, sizeof(seen));
+    ASSERT_INT_EQ(store_activity(s, id, collect_activity, &seen), TM_OK);
+    ASSERT_INT_EQ(seen.n, 0);
+
+    ASSERT_INT_EQ(store_log_activity(s, id, "turso_query", "orders-db", "ok", 100), TM_OK);
+    ASSERT_INT_EQ(store_log_activity(s, id, "turso_query", NULL, "error", 101), TM_OK);
+    ASSERT_INT_EQ(store_log_activity(s, id, "turso_schema_inspector", "", "cancelled", 102), TM_OK);
+    memset(&seen, 0, sizeof(seen));
+    ASSERT_INT_EQ(store_activity(s, id, collect_activity, &seen), TM_OK);
+    ASSERT_INT_EQ(seen.n, 3);
+    /* Newest first. */
+    ASSERT_INT_EQ(seen.at[0], 102);
+    ASSERT_STR_EQ(seen.tool[0], "turso_schema_inspector");
+    ASSERT_STR_EQ(seen.database[0], "");
+    ASSERT_STR_EQ(seen.outcome[0], "cancelled");
+    ASSERT_STR_EQ(seen.database[1], "");
+    ASSERT_STR_EQ(seen.outcome[1], "error");
+    ASSERT_STR_EQ(seen.tool[2], "turso_query");
+    ASSERT_STR_EQ(seen.database[2], "orders-db");
+    ASSERT_INT_EQ(seen.at[2], 100);
+    /* Someone else's log is their own. */
+    memset(&seen, 0, sizeof(seen));
+    ASSERT_INT_EQ(store_activity(s, id_b, collect_activity, &seen), TM_OK);
+    ASSERT_INT_EQ(seen.n, 0);
+
+    /* Only names and words: no SQL, no arguments, no markup. */
+    ASSERT_INT_EQ(store_log_activity(s, id, "SELECT * FROM t", NULL, "ok", 1), TM_ERR_INVALID);
+    ASSERT_INT_EQ(store_log_activity(s, id, "turso_query", "db'; DROP", "ok", 1), TM_ERR_INVALID);
+    ASSERT_INT_EQ(store_log_activity(s, id, "turso_query", "<script>", "ok", 1), TM_ERR_INVALID);
+    ASSERT_INT_EQ(store_log_activity(s, id, "turso_query", NULL, "OK!", 1), TM_ERR_INVALID);
+    ASSERT_INT_EQ(store_log_activity(s, id, "", NULL, "ok", 1), TM_ERR_INVALID);
+    ASSERT_INT_EQ(store_log_activity(s, id, NULL, NULL, "ok", 1), TM_ERR_INVALID);
+    ASSERT_INT_EQ(store_log_activity(s, id, "turso_query", NULL, NULL, 1), TM_ERR_INVALID);
+    ASSERT_INT_EQ(store_log_activity(s, "nope", "turso_query", NULL, "ok", 1), TM_ERR_INVALID);
+    char long_name[STORE_ACTIVITY_NAME_MAX + 2];
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    ASSERT_INT_EQ(store_log_activity(s, id, long_name, NULL, "ok", 1), TM_ERR_INVALID);
+    long_name[STORE_ACTIVITY_NAME_MAX] = '\0';
+    ASSERT_INT_EQ(store_log_activity(s, id_b, long_name, long_name, "ok", 1), TM_OK);
+    /* No such user: nothing is written. */
+    ASSERT_INT_EQ(store_log_activity(s, "0123456789abcdef", "turso_query", NULL, "ok", 1),
+                  TM_ERR_NOT_FOUND);
+
+    /* Bounded: only the newest STORE_ACTIVITY_MAX stay. */
+    for (int i = 0; i < STORE_ACTIVITY_MAX + 20; i++)
+        ASSERT_INT_EQ(store_log_activity(s, id, "turso_query", "db", "ok", 1000 + i), TM_OK);
+    memset(&seen, 0, sizeof(seen));
+    ASSERT_INT_EQ(store_activity(s, id, collect_activity, &seen), TM_OK);
+    ASSERT_INT_EQ(seen.n, STORE_ACTIVITY_MAX);
+    ASSERT_INT_EQ(seen.at[0], 1000 + STORE_ACTIVITY_MAX + 19);
+    ASSERT_INT_EQ(seen.at[STORE_ACTIVITY_MAX - 1], 1020);
+    sqlite3 *db = db_open(dir);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM activity WHERE public_id = ?1");
+    ASSERT_INT_EQ(db_int(db, sql, id), STORE_ACTIVITY_MAX);
+    /* Writing activity does not leave the connection without fsync for user records. */
+    ASSERT_INT_EQ(db_int(db, "PRAGMA synchronous", NULL), 2); /* this connection's default */
+
+    /* Revoking a user deletes their activity in the same statement. */
+    ASSERT_INT_EQ(store_revoke(s, id), TM_OK);
+    ASSERT_INT_EQ(db_int(db, sql, id), 0);
+    ASSERT_INT_EQ(db_int(db, sql, id_b), 1);
+    sqlite3_close(db);
+    memset(&seen, 0, sizeof(seen));
+    ASSERT_INT_EQ(store_activity(s, id, collect_activity, &seen), TM_OK);
+    ASSERT_INT_EQ(seen.n, 0);
+    ASSERT_INT_EQ(store_activity(s, "garbage", collect_activity, &seen), TM_OK);
+    ASSERT_INT_EQ(store_activity(s, id, NULL, NULL), TM_ERR_INVALID);
+    store_close(&s);
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(token_b, sizeof(token_b));
+}
+
 struct worker {
     struct store *s;
     int n_ok;
@@ -1124,6 +1645,9 @@ static void test_threads(void)
     }
     ASSERT_INT_EQ(store_list(s, count, &n), TM_OK);
     ASSERT_INT_EQ(n, 100);
+    int64_t n_users = 0;
+    ASSERT_INT_EQ(store_count_users(s, &n_users), TM_OK);
+    ASSERT_INT_EQ(n_users, 100);
     store_close(&s);
 }
 
@@ -1154,6 +1678,12 @@ int main(void)
     RUN(test_no_plaintext_secrets);
     RUN(test_last_used);
     RUN(test_too_large_creds);
+    RUN(test_rotate_token);
+    RUN(test_rotate_race);
+    RUN(test_master_key_rotation);
+    RUN(test_old_store_upgrades);
+    RUN(test_check);
+    RUN(test_activity);
     RUN(test_threads);
 
     if (nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
