@@ -1,15 +1,19 @@
 /*
  * `turso-mcp user add|list|revoke`. `add` checks the credentials against
  * Turso before anything is stored (a `SELECT 1` through the pipeline for a
- * database token, `GET /v1/organizations` for a Platform API token), then
- * seals them and prints the user's URL once. Secrets are read from files
- * or stdin and wiped after use.
+ * database token; for a Platform API token `GET /v1/organizations`, which
+ * must list the organization, and the default database looked up and,
+ * when the server will reach it with minted tokens, a `SELECT 1` on it),
+ * then seals them and prints the user's URL once. `--api-url` and
+ * `--db-scheme` (config keys) say where the Platform API and databases are. Secrets are read from
+ * files or stdin and wiped after use.
  */
 #include "admin.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,7 +22,9 @@
 #include <time.h>
 
 #include "creds.h"
+#include "dbaccess.h"
 #include "hrana.h"
+#include "platform.h"
 #include "log.h"
 #include "store.h"
 #include "turso_transport.h"
@@ -89,30 +95,153 @@ static int check_database(struct turso_transport *t, const struct creds *c, long
     return 0;
 }
 
-/* Lists the organizations the Platform API token can see; 0 when it is accepted. */
-static int check_platform(struct turso_transport *t, const char *api_url, const struct creds *c,
-                          long timeout_ms)
+/* True when `org` is the slug of one of the organizations in `list` (bare array or wrapped). */
+static bool has_org(const json_t *list, const char *org, char *seen, size_t seen_len)
 {
-    char url[1024];
-    snprintf(url, sizeof(url), "%s/v1/organizations", api_url);
-    struct turso_request req = {
-        .method = "GET", .url = url, .bearer = c->platform_token, .timeout_ms = timeout_ms};
-    struct turso_reply reply = {0};
-    enum tm_err rc = turso_transport_call(t, &req, &reply);
-    int ret = 0;
-    if (rc != TM_OK || reply.err != TM_OK) {
-        fprintf(stderr, "The Turso Platform API could not be reached at %s: %s\n", api_url,
-                reply.err != TM_OK ? reply.message : tm_err_message(rc));
-        ret = 1;
-    } else if (reply.status != 200) {
-        json_t *body = json_loadb(reply.body, reply.body_len, 0, NULL);
-        const char *why = json_string_value(json_object_get(body, "error"));
-        fprintf(stderr, "The Turso Platform API refused this token (HTTP %ld): %s\n", reply.status,
-                why ? why : "no reason given");
-        json_decref(body);
-        ret = 1;
+    const json_t *orgs = json_is_array(list) ? list : json_object_get(list, "organizations");
+    size_t i, used = 0;
+    const json_t *o;
+    seen[0] = '\0';
+    json_array_foreach(orgs, i, o)
+    {
+        const char *slug = json_string_value(json_object_get(o, "slug"));
+        if (!slug)
+            continue;
+        if (strcmp(slug, org) == 0)
+            return true;
+        int n = snprintf(seen + used, seen_len - used, "%s%s", used ? ", " : "", slug);
+        if (n < 0 || (size_t)n >= seen_len - used)
+            break;
+        used += (size_t)n;
     }
-    turso_reply_cleanup(&reply);
+    return false;
+}
+
+/* Where sync_pipeline waits; lives on the caller's stack. */
+struct pipeline_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool is_done; /* guarded by lock, as the fields below until it is set */
+    enum tm_err err;
+    char message[512];
+};
+
+static void pipeline_done(const struct hrana_outcome *o, void *arg)
+{
+    struct pipeline_wait *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->err = o->err;
+    if (o->err != TM_OK) {
+        snprintf(w->message, sizeof(w->message), "%s", o->message);
+    } else {
+        json_t *response = NULL;
+        const char *emsg = NULL, *code = NULL;
+        if (hrana_result_get(json_array_get(o->results, 0), &response, &emsg, &code) != TM_OK) {
+            w->err = TM_ERR_UPSTREAM;
+            snprintf(w->message, sizeof(w->message), "SELECT 1 failed: %s",
+                     emsg ? emsg : "unreadable answer");
+        }
+    }
+    w->is_done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Runs SELECT 1 on database `name` the way the server will reach it; 0 when it answers. */
+static int check_through_platform(struct dbaccess *db, const struct creds *c, const char *name,
+                                  long timeout_ms)
+{
+    struct pipeline_wait w;
+    memset(&w, 0, sizeof(w));
+    json_t *requests = json_pack("[{s:s, s:{s:s}}]", "type", "execute", "stmt", "sql", "SELECT 1");
+    if (!requests || pthread_mutex_init(&w.lock, NULL) != 0) {
+        json_decref(requests);
+        return 1;
+    }
+    pthread_cond_init(&w.cond, NULL);
+    enum tm_err rc = dbaccess_pipeline(db, c, name, requests, timeout_ms, pipeline_done, &w);
+    json_decref(requests);
+    if (rc == TM_OK) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.is_done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        rc = w.err;
+    } else {
+        snprintf(w.message, sizeof(w.message), "%s", tm_err_message(rc));
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    if (rc != TM_OK) {
+        fprintf(stderr, "Database \"%s\" could not be reached through the Platform API: %s\n", name,
+                w.message);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Checks a Platform API token: it lists organizations (GET /v1/organizations)
+ * and sees `org`; the default database, when given, exists, and when the
+ * server is to reach it through the Platform API, answers SELECT 1 with a
+ * minted token. 0 when all is well.
+ */
+static int check_platform(const struct config *cfg, struct turso_transport *t,
+                          const struct creds *c, long timeout_ms)
+{
+    int ret = 1;
+    struct dbaccess *db = NULL;
+    json_t *body = NULL;
+    char message[1024], path[512], seen[512];
+    long status = 0;
+
+    struct dbaccess_opts dopts = {
+        .transport = t, .api_url = cfg->api_url, .db_scheme = cfg->db_scheme};
+    enum tm_err rc = dbaccess_create(&dopts, &db);
+    if (rc != TM_OK) {
+        fprintf(stderr, "user add: cannot use api_url %s with db_scheme %s: %s\n", cfg->api_url,
+                cfg->db_scheme, tm_err_message(rc));
+        goto out;
+    }
+    struct platform *p = dbaccess_platform(db);
+    struct platform_request req = {
+        .method = "GET", .path = "/v1/organizations", .timeout_ms = timeout_ms};
+    rc = platform_call_sync(p, c->platform_token, &req, &status, &body, message, sizeof(message));
+    if (rc != TM_OK) {
+        fprintf(stderr, "The Turso Platform API at %s did not accept this token: %s\n",
+                cfg->api_url, message);
+        goto out;
+    }
+    if (!has_org(body, c->org, seen, sizeof(seen))) {
+        fprintf(stderr,
+                "The Platform API token works, but it cannot see organization \"%s\"%s%s%s\n",
+                c->org, seen[0] ? " (it sees: " : "", seen, seen[0] ? ")" : "");
+        goto out;
+    }
+    if (c->default_db) {
+        json_decref(body);
+        body = NULL;
+        if (platform_path(path, sizeof(path), "/v1/organizations/%s/databases/%s", c->org,
+                          c->default_db) != TM_OK) {
+            fprintf(stderr, "user add: --org or --default-db is too long\n");
+            goto out;
+        }
+        req.path = path;
+        rc = platform_call_sync(p, c->platform_token, &req, &status, &body, message,
+                                sizeof(message));
+        if (rc != TM_OK) {
+            fprintf(stderr,
+                    "The default database \"%s\" was not found in organization \"%s\": %s\n",
+                    c->default_db, c->org, message);
+            goto out;
+        }
+        if (dbaccess_uses_platform(c, NULL) && check_through_platform(db, c, NULL, timeout_ms) != 0)
+            goto out;
+    }
+    ret = 0;
+out:
+    json_decref(body);
+    dbaccess_destroy(&db);
     return ret;
 }
 
@@ -194,6 +323,10 @@ static int user_add(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "user add: --platform-token-file needs --org ORG\n");
         goto out;
     }
+    if (c.org && !platform_token_file) {
+        fprintf(stderr, "user add: --org ORG goes with --platform-token-file FILE\n");
+        goto out;
+    }
     rc = 1;
     if (db_token_file) {
         c.db_token = read_secret(db_token_file, why, sizeof(why));
@@ -218,7 +351,7 @@ static int user_add(const struct config *cfg, int argc, char **argv)
     }
     if (c.db_url && check_database(t, &c, cfg->upstream_timeout_ms) != 0)
         goto out;
-    if (c.platform_token && check_platform(t, cfg->api_url, &c, cfg->upstream_timeout_ms) != 0)
+    if (c.platform_token && check_platform(cfg, t, &c, cfg->upstream_timeout_ms) != 0)
         goto out;
 
     bool is_new_key = false;
