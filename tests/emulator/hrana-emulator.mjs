@@ -56,89 +56,49 @@
 //                          (replace the accepted tokens)
 //                     GET  /__emulator/state  {"pipeline_requests":N,
 //                          "streams_open":N,"auth_failures":N,"forbidden":N}
+//
+// As a module (used by platform-emulator.mjs, one server per database):
+//   import { createHranaServer } from './hrana-emulator.mjs';
+//   const db = createHranaServer({ dbPath, authorize: (token) => 'rw' | 'ro' | null,
+//                                  streamExpiryMs, namespace, blocked, onStatement });
+//   const port = await db.listen(0, '127.0.0.1');  ...  await db.close();
+// See createHranaServer below for every option. The script's behaviour above
+// is the module's with `tokens: {rw, ro}` instead of `authorize`.
 
 import http from 'node:http';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-// node:sqlite prints an ExperimentalWarning on first use; keep stderr for
-// real problems only.
-process.removeAllListeners('warning');
-process.on('warning', (w) => {
-  if (w.name !== 'ExperimentalWarning') process.stderr.write(`${w.stack || w}\n`);
-});
-
-let DatabaseSync;
-try {
-  ({ DatabaseSync } = await import('node:sqlite'));
-} catch (e) {
-  process.stderr.write(
-    `hrana-emulator: node:sqlite is not available in Node ${process.version} ` +
-      `(needs Node >= 22.5, with --experimental-sqlite before 22.13): ${e.message}\n`,
-  );
-  process.exit(2);
-}
-
-// ---------------------------------------------------------------- options
-
-function usage(msg) {
-  if (msg) process.stderr.write(`hrana-emulator: ${msg}\n`);
-  process.stderr.write(
-    'usage: hrana-emulator.mjs --db FILE [--port N] [--host ADDR] [--token-rw T]... ' +
-      '[--token-ro T]... [--stream-expiry-ms N] [--fail-mode MODE] [--stall-ms N] [--admin]\n',
-  );
-  process.exit(2);
-}
-
-const FAIL_MODES = new Set(['none', '500', '503', '401', 'garbage', 'stall', 'close']);
-
-function parseArgs(argv) {
-  const o = {
-    port: 0,
-    host: '127.0.0.1',
-    db: null,
-    rw: new Set(),
-    ro: new Set(),
-    expiryMs: 10000,
-    failMode: 'none',
-    stallMs: 60000,
-    admin: false,
+// node:sqlite prints an ExperimentalWarning when it is loaded; swallow that
+// one warning (and only while loading it) so stderr keeps real problems only,
+// whether this file runs as a script or is imported.
+let DatabaseSync = null;
+let sqliteLoadError = null;
+{
+  const emitWarning = process.emitWarning;
+  process.emitWarning = function filtered(w, ...rest) {
+    const type = typeof rest[0] === 'string' ? rest[0] : rest[0]?.type;
+    const name = type ?? w?.name;
+    if (name === 'ExperimentalWarning' && /SQLite/i.test(String(w?.message ?? w))) return undefined;
+    return emitWarning.call(this, w, ...rest);
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) usage(`${a} needs a value`);
-      return argv[++i];
-    };
-    const num = () => {
-      const v = val();
-      if (!/^\d+$/.test(v)) usage(`${a} needs a non-negative integer`);
-      return Number(v);
-    };
-    switch (a) {
-      case '--port': o.port = num(); break;
-      case '--host': o.host = val(); break;
-      case '--db': o.db = val(); break;
-      case '--token-rw': o.rw.add(val()); break;
-      case '--token-ro': o.ro.add(val()); break;
-      case '--stream-expiry-ms': o.expiryMs = num(); break;
-      case '--stall-ms': o.stallMs = num(); break;
-      case '--fail-mode':
-        o.failMode = val();
-        if (!FAIL_MODES.has(o.failMode)) usage(`unknown fail mode ${o.failMode}`);
-        break;
-      case '--admin': o.admin = true; break;
-      case '-h': case '--help': usage(); break;
-      default: usage(`unknown argument ${a}`);
-    }
+  try {
+    ({ DatabaseSync } = await import('node:sqlite'));
+  } catch (e) {
+    sqliteLoadError = e;
+  } finally {
+    process.emitWarning = emitWarning;
   }
-  if (!o.db) usage('--db is required');
-  if (o.port > 65535) usage('--port out of range');
-  return o;
 }
 
-const opts = parseArgs(process.argv.slice(2));
-const dbPath = opts.db === ':memory:' ? ':memory:' : path.resolve(opts.db);
+function sqliteMissingMessage() {
+  return (
+    `node:sqlite is not available in Node ${process.version} ` +
+    `(needs Node >= 22.5, with --experimental-sqlite before 22.13): ${sqliteLoadError?.message}`
+  );
+}
 
 // ---------------------------------------------------------------- errors
 
@@ -507,20 +467,8 @@ function parsePipeline(body) {
   return { baton, requests: body.requests.map(parseRequest) };
 }
 
-// ---------------------------------------------------------------- database
 
-function openConnection() {
-  return new DatabaseSync(dbPath, {
-    enableForeignKeyConstraints: false, // SQLite's (and sqld's) default
-    enableDoubleQuotedStringLiterals: true,
-    timeout: 0,
-  });
-}
-
-// One connection kept for the lifetime of the process: sets WAL once and
-// keeps the file's WAL state stable.
-const mainConn = openConnection();
-if (dbPath !== ':memory:') mainConn.exec('PRAGMA journal_mode=WAL');
+// ---------------------------------------------------------------- statements
 
 const TXN_CONTROL = new Set(['BEGIN', 'COMMIT', 'END', 'ROLLBACK', 'SAVEPOINT', 'RELEASE']);
 const WRITE_VERBS = new Set([
@@ -606,306 +554,8 @@ function bindArgs(slots, args, named) {
   return [namedObj, anon];
 }
 
-// ---------------------------------------------------------------- streams
 
-const batonKey = crypto.randomBytes(32);
-const streams = new Map(); // id -> stream
-let nextStreamId = 1;
-const stats = { pipeline_requests: 0, auth_failures: 0, forbidden: 0 };
-
-function mac(s) {
-  return crypto.createHmac('sha256', batonKey).update(s).digest('base64url').slice(0, 22);
-}
-
-function makeBaton(stream) {
-  const body = `${stream.id.toString(36)}.${stream.seq.toString(36)}`;
-  return `${body}.${mac(body)}`;
-}
-
-function newStream() {
-  const s = {
-    id: nextStreamId++,
-    seq: 0,
-    state: 'open',
-    conn: openConnection(),
-    sqls: new Map(),
-    timer: null,
-    endedAt: 0,
-    meta: null,
-  };
-  s.meta = s.conn.prepare('SELECT total_changes(), changes(), last_insert_rowid()');
-  s.meta.setReturnArrays(true);
-  s.meta.setReadBigInts(true);
-  streams.set(s.id, s);
-  return s;
-}
-
-function endStream(s, state) {
-  if (s.state !== 'open') return;
-  clearTimeout(s.timer);
-  s.timer = null;
-  s.state = state;
-  s.endedAt = Date.now();
-  s.sqls.clear();
-  try {
-    s.conn.close(); // an open transaction is rolled back
-  } catch {
-    /* already closed */
-  }
-  s.conn = null;
-  s.meta = null;
-}
-
-function armExpiry(s) {
-  clearTimeout(s.timer);
-  s.timer = setTimeout(() => endStream(s, 'expired'), opts.expiryMs);
-}
-
-function streamFromBaton(baton) {
-  const parts = baton.split('.');
-  if (parts.length !== 3) throw new ProtocolError('Received an invalid baton');
-  const want = Buffer.from(mac(`${parts[0]}.${parts[1]}`));
-  const got = Buffer.from(parts[2]);
-  if (want.length !== got.length || !crypto.timingSafeEqual(want, got)) throw new ProtocolError('Received an invalid baton');
-  const id = parseInt(parts[0], 36);
-  const seq = parseInt(parts[1], 36);
-  const s = streams.get(id);
-  if (!s) throw new ProtocolError('Received an invalid baton');
-  if (s.state === 'expired') throw new StreamExpiredError('The stream has expired due to inactivity');
-  if (s.state === 'closed' || seq !== s.seq) throw new ProtocolError('Received a baton that has already been used');
-  return s;
-}
-
-// Ended streams are remembered for a while so that late batons get the
-// right answer (expired / already used) instead of "invalid".
-const sweeper = setInterval(() => {
-  const cutoff = Date.now() - 10 * 60 * 1000;
-  for (const [id, s] of streams) if (s.state !== 'open' && s.endedAt < cutoff) streams.delete(id);
-}, 30 * 1000);
-sweeper.unref();
-
-// ---------------------------------------------------------------- execution
-
-function lookupSql(stream, ref) {
-  if (ref.sql !== undefined) return ref.sql;
-  if (!stream.sqls.has(ref.sqlId)) throw new ProtocolError(`SQL text ${ref.sqlId} not found`);
-  return stream.sqls.get(ref.sqlId);
-}
-
-// Throws ForbiddenError when a read-only session would write with `sql`.
-function checkWrite(ctx, stream, sql) {
-  if (!ctx.readOnly) return;
-  let readonly = null;
-  let text = sql.slice(skipBlank(sql));
-  try {
-    const p = prepareSingle(stream.conn, sql);
-    text = p.text;
-    readonly = programIsReadonly(stream.conn, p.text);
-  } catch {
-    readonly = null;
-  }
-  if (needsWrite(stream.conn, text, readonly)) {
-    throw new ForbiddenError("Authorization forbidden: Current session doesn't not have Write permission to namespace default");
-  }
-}
-
-function executeStmt(ctx, stream, stmt) {
-  const sql = lookupSql(stream, stmt);
-  const conn = stream.conn;
-  let prepared;
-  try {
-    prepared = prepareSingle(conn, sql);
-  } catch (e) {
-    // sqld decides permissions from the parsed statement, before SQLite sees
-    // it: a read-only token writing to a missing table still gets 403.
-    if (ctx.readOnly && e instanceof StmtError && e.code === 'SQL_INPUT_ERROR') checkWrite(ctx, stream, sql);
-    throw e;
-  }
-  const { st, text } = prepared;
-  const readonly = programIsReadonly(conn, text);
-  if (ctx.readOnly && needsWrite(conn, text, readonly)) {
-    throw new ForbiddenError("Authorization forbidden: Current session doesn't not have Write permission to namespace default");
-  }
-  const [namedObj, anon] = bindArgs(paramSlots(text), stmt.args, stmt.named);
-  const started = process.hrtime.bigint();
-  const [before] = stream.meta.get();
-  let rows;
-  let cols;
-  try {
-    st.setReturnArrays(true);
-    st.setReadBigInts(true);
-    cols = st.columns();
-    rows = st.all(namedObj, ...anon);
-  } catch (e) {
-    throw runtimeError(e);
-  }
-  const [after, changes, rowid] = stream.meta.get();
-  const affected = !readonly && after !== before ? Number(changes) : 0;
-  return {
-    cols: cols.map((c) => ({ name: c.name ?? null, decltype: c.type ?? null })),
-    rows: rows.map((r) => r.map(encodeValue)),
-    affected_row_count: affected,
-    last_insert_rowid: rowid === 0n ? null : rowid.toString(),
-    replication_index: null,
-    rows_read: rows.length,
-    rows_written: affected,
-    query_duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
-  };
-}
-
-function evalCond(c, outcome) {
-  switch (c.type) {
-    case 'ok': return outcome[c.step] === 'ok';
-    case 'error': return outcome[c.step] === 'error';
-    case 'not': return !evalCond(c.cond, outcome);
-    case 'and': return c.conds.every((x) => evalCond(x, outcome));
-    case 'or': return c.conds.some((x) => evalCond(x, outcome));
-    default: return false;
-  }
-}
-
-function condRefsOk(c, idx) {
-  switch (c.type) {
-    case 'ok':
-    case 'error': return c.step < idx;
-    case 'not': return condRefsOk(c.cond, idx);
-    default: return c.conds.every((x) => condRefsOk(x, idx));
-  }
-}
-
-function runBatch(ctx, stream, steps) {
-  steps.forEach((st, i) => {
-    if (st.cond && !condRefsOk(st.cond, i)) throw new ProtocolError('Invalid reference to step in a batch condition');
-  });
-  // sqld checks the permissions of the whole program before running it.
-  for (const st of steps) checkWrite(ctx, stream, lookupSql(stream, st.stmt));
-  const outcome = [];
-  const stepResults = [];
-  const stepErrors = [];
-  steps.forEach((st, i) => {
-    if (st.cond && !evalCond(st.cond, outcome)) {
-      outcome[i] = 'skipped';
-      stepResults.push(null);
-      stepErrors.push(null);
-      return;
-    }
-    try {
-      stepResults.push(executeStmt(ctx, stream, st.stmt));
-      stepErrors.push(null);
-      outcome[i] = 'ok';
-    } catch (e) {
-      if (!(e instanceof StmtError)) throw e;
-      stepResults.push(null);
-      stepErrors.push({ message: e.message, code: e.code });
-      outcome[i] = 'error';
-    }
-  });
-  return { step_results: stepResults, step_errors: stepErrors, replication_index: null };
-}
-
-function runSequence(ctx, stream, sql) {
-  const conn = stream.conn;
-  let rest = sql;
-  for (let guard = 0; guard < 100000; guard++) {
-    rest = rest.slice(skipBlank(rest));
-    if (rest === '') return;
-    let st;
-    try {
-      st = conn.prepare(rest);
-    } catch (e) {
-      throw prepareError(e, rest);
-    }
-    const text = st.sourceSQL;
-    if (ctx.readOnly && needsWrite(conn, text, programIsReadonly(conn, text))) {
-      throw new ForbiddenError("Authorization forbidden: Current session doesn't not have Write permission to namespace default");
-    }
-    try {
-      st.run();
-    } catch (e) {
-      throw runtimeError(e);
-    }
-    if (!rest.startsWith(text) || text.length === 0) return;
-    rest = rest.slice(text.length);
-  }
-}
-
-function describe(stream, sql) {
-  const { st, text } = prepareSingle(stream.conn, sql);
-  return {
-    params: paramSlots(text).map((name) => ({ name })),
-    cols: st.columns().map((c) => ({ name: c.name ?? null, decltype: c.type ?? null })),
-    is_explain: firstKeyword(text) === 'EXPLAIN',
-    is_readonly: programIsReadonly(stream.conn, text),
-  };
-}
-
-// Runs one pipeline; returns the response body. Throws ProtocolError,
-// StreamExpiredError or ForbiddenError for whole-request failures.
-function runPipeline(ctx, parsed) {
-  const stream = parsed.baton === null ? newStream() : streamFromBaton(parsed.baton);
-  clearTimeout(stream.timer);
-  stream.seq++; // the baton that brought us here is now used
-  const results = [];
-  try {
-    for (const req of parsed.requests) {
-      if (stream.state !== 'open') throw new ProtocolError('Stream for this baton was closed');
-      const ok = (response) => results.push({ type: 'ok', response });
-      try {
-        switch (req.type) {
-          case 'execute':
-            ok({ type: 'execute', result: executeStmt(ctx, stream, req.stmt) });
-            break;
-          case 'batch':
-            ok({ type: 'batch', result: runBatch(ctx, stream, req.steps) });
-            break;
-          case 'sequence':
-            runSequence(ctx, stream, lookupSql(stream, req));
-            ok({ type: 'sequence' });
-            break;
-          case 'describe':
-            ok({ type: 'describe', result: describe(stream, lookupSql(stream, req)) });
-            break;
-          case 'store_sql':
-            if (stream.sqls.has(req.sqlId)) throw new ProtocolError(`SQL text ${req.sqlId} already exists`);
-            if (stream.sqls.size >= 50) throw new StmtError('Too many stored SQL texts (at most 50 per stream)', 'SQL_STORE_TOO_MANY');
-            if (Buffer.byteLength(req.sql) > 5000) throw new StmtError('SQL text is too large (at most 5 kB)', 'SQL_STORE_TOO_LARGE');
-            stream.sqls.set(req.sqlId, req.sql);
-            ok({ type: 'store_sql' });
-            break;
-          case 'close_sql':
-            stream.sqls.delete(req.sqlId);
-            ok({ type: 'close_sql' });
-            break;
-          case 'close':
-            endStream(stream, 'closed');
-            ok({ type: 'close' });
-            break;
-          default:
-            throw new ProtocolError(`unknown request ${req.type}`);
-        }
-      } catch (e) {
-        if (!(e instanceof StmtError)) throw e;
-        results.push({ type: 'error', error: { message: e.message, code: e.code } });
-      }
-    }
-  } catch (e) {
-    endStream(stream, 'closed'); // any non-2xx drops the stream (and its transaction)
-    throw e;
-  }
-  let baton = null;
-  if (stream.state === 'open') {
-    baton = makeBaton(stream);
-    armExpiry(stream);
-  }
-  return { baton, base_url: null, results };
-}
-
-// ---------------------------------------------------------------- HTTP
-
-let failMode = opts.failMode;
-let failCount = -1; // -1: until changed
-const openSockets = new Set();
-const stalled = new Set();
+// ---------------------------------------------------------------- HTTP helpers
 
 function send(res, status, body, type) {
   const buf = Buffer.from(body);
@@ -939,173 +589,759 @@ function readBody(req, limit) {
   });
 }
 
-function authorize(req) {
-  if (opts.rw.size === 0 && opts.ro.size === 0) return { ok: true, readOnly: false };
-  const h = req.headers.authorization;
-  if (h === undefined) return { ok: false, message: 'Unauthorized: `Expected authorization header but none given`' };
-  const sp = h.indexOf(' ');
-  const scheme = sp < 0 ? h : h.slice(0, sp);
-  const token = sp < 0 ? '' : h.slice(sp + 1).trim();
-  if (scheme.toLowerCase() === 'bearer') {
-    if (opts.rw.has(token)) return { ok: true, readOnly: false };
-    if (opts.ro.has(token)) return { ok: true, readOnly: true };
-  }
-  return { ok: false, message: 'Unauthorized: `The JWT is invalid`' };
+// ---------------------------------------------------------------- server
+
+export const FAIL_MODES = new Set(['none', '500', '503', '401', 'garbage', 'stall', 'close']);
+
+function forbiddenMessage(namespace) {
+  return `Authorization forbidden: Current session doesn't not have Write permission to namespace ${namespace}`;
 }
 
-// Returns true when the request was consumed by the fail mode.
-function applyFailMode(req, res) {
-  if (failMode === 'none' || failCount === 0) return false;
-  if (failCount > 0 && --failCount === 0) {
-    // this one still fails; the next one does not
-    const mode = failMode;
-    failMode = 'none';
-    failCount = -1;
-    return doFail(mode, req, res);
-  }
-  return doFail(failMode, req, res);
-}
+const TXN_END = new Set(['COMMIT', 'END', 'ROLLBACK', 'SAVEPOINT', 'RELEASE']);
 
-function doFail(mode, req, res) {
-  switch (mode) {
-    case '500':
-      sendJson(res, 500, { error: 'Internal error: injected by hrana-emulator' });
-      return true;
-    case '503':
-      sendJson(res, 503, { error: 'Service unavailable: injected by hrana-emulator' });
-      return true;
-    case '401':
-      sendJson(res, 401, { error: 'Unauthorized: `The JWT is invalid`' });
-      return true;
-    case 'garbage':
-      send(res, 200, '<html><body>502 Bad Gateway</body></html>\n{not json', 'application/json');
-      return true;
-    case 'close':
-      req.socket.destroy();
-      return true;
-    case 'stall': {
-      const t = setTimeout(() => {
-        stalled.delete(t);
-        req.socket.destroy();
-      }, opts.stallMs);
-      stalled.add(t);
-      return true;
+/**
+ * Creates one Hrana-over-HTTP v2 database host (not yet listening).
+ *
+ * options:
+ *   dbPath          SQLite file (or ':memory:'); required
+ *   authorize       (bearerToken) => 'rw' | 'ro' | null | {error: '<401 message>'}.
+ *                   null -> 401 `The JWT is invalid`; 'ro' -> writes get 403.
+ *                   A missing Authorization header is answered 401 before
+ *                   authorize is called. When omitted, `tokens` is used.
+ *   tokens          {rw: [...], ro: [...]} fixed token lists (used without
+ *                   `authorize`; both empty = no authentication at all)
+ *   streamExpiryMs  idle stream expiry (default 10000)
+ *   failMode        initial fail mode (default 'none'); stallMs (default 60000)
+ *   admin           serve /__emulator/{fail,tokens,state} on the same port
+ *   namespace       name used in the 403 message (default 'default')
+ *   blocked         () => ({reads, writes}) consulted for every statement:
+ *                   blocked -> in-band error code BLOCKED
+ *   onStatement     ({sql, rowsRead, rowsWritten}) => void after every
+ *                   statement that ran successfully (execute, batch step,
+ *                   sequence statement)
+ *   onConnection    (conn) => void for every new stream connection
+ *   logPrefix       prefix for stderr messages (default 'hrana-emulator')
+ *
+ * Returns {listen(port, host) -> Promise<port>, close() -> Promise, port, url,
+ *          setFail(mode, count), setTokens({rw, ro}), state(),
+ *          storageBytes(), copyTo(file), server}.
+ */
+export function createHranaServer(options = {}) {
+  if (!DatabaseSync) throw new Error(sqliteMissingMessage());
+  if (!options.dbPath) throw new Error('createHranaServer: dbPath is required');
+  const dbPath = options.dbPath === ':memory:' ? ':memory:' : path.resolve(options.dbPath);
+  const expiryMs = options.streamExpiryMs ?? 10000;
+  const stallMs = options.stallMs ?? 60000;
+  const admin = !!options.admin;
+  const namespace = options.namespace ?? 'default';
+  const logPrefix = options.logPrefix ?? 'hrana-emulator';
+  const customAuthorize = typeof options.authorize === 'function' ? options.authorize : null;
+  const blocked = typeof options.blocked === 'function' ? options.blocked : null;
+  const onStatement = typeof options.onStatement === 'function' ? options.onStatement : null;
+  const onConnection = typeof options.onConnection === 'function' ? options.onConnection : null;
+  let tokenSets = {
+    rw: new Set(options.tokens?.rw ?? []),
+    ro: new Set(options.tokens?.ro ?? []),
+  };
+  if (options.failMode !== undefined && !FAIL_MODES.has(options.failMode)) throw new Error(`unknown fail mode ${options.failMode}`);
+
+  // ------------------------------------------------------------ database
+
+  function openConnection() {
+    const conn = new DatabaseSync(dbPath, {
+      enableForeignKeyConstraints: false, // SQLite's (and sqld's) default
+      enableDoubleQuotedStringLiterals: true,
+      timeout: 0,
+    });
+    return conn;
+  }
+
+  // One connection kept for the lifetime of the server: sets WAL once and
+  // keeps the file's WAL state stable.
+  const mainConn = openConnection();
+  if (dbPath !== ':memory:') mainConn.exec('PRAGMA journal_mode=WAL');
+
+  // ------------------------------------------------------------ streams
+
+  const batonKey = crypto.randomBytes(32);
+  const streams = new Map(); // id -> stream
+  let nextStreamId = 1;
+  const stats = { pipeline_requests: 0, auth_failures: 0, forbidden: 0 };
+
+  function mac(s) {
+    return crypto.createHmac('sha256', batonKey).update(s).digest('base64url').slice(0, 22);
+  }
+
+  function makeBaton(stream) {
+    const body = `${stream.id.toString(36)}.${stream.seq.toString(36)}`;
+    return `${body}.${mac(body)}`;
+  }
+
+  function newStream() {
+    const s = {
+      id: nextStreamId++,
+      seq: 0,
+      state: 'open',
+      conn: openConnection(),
+      sqls: new Map(),
+      timer: null,
+      endedAt: 0,
+      meta: null,
+    };
+    if (onConnection) onConnection(s.conn);
+    s.meta = s.conn.prepare('SELECT total_changes(), changes(), last_insert_rowid()');
+    s.meta.setReturnArrays(true);
+    s.meta.setReadBigInts(true);
+    streams.set(s.id, s);
+    return s;
+  }
+
+  function endStream(s, state) {
+    if (s.state !== 'open') return;
+    clearTimeout(s.timer);
+    s.timer = null;
+    s.state = state;
+    s.endedAt = Date.now();
+    s.sqls.clear();
+    try {
+      s.conn.close(); // an open transaction is rolled back
+    } catch {
+      /* already closed */
     }
-    default:
-      return false;
+    s.conn = null;
+    s.meta = null;
   }
-}
 
-async function handleAdmin(req, res, url) {
-  if (req.method === 'GET' && url === '/__emulator/state') {
+  function armExpiry(s) {
+    clearTimeout(s.timer);
+    s.timer = setTimeout(() => endStream(s, 'expired'), expiryMs);
+  }
+
+  function streamFromBaton(baton) {
+    const parts = baton.split('.');
+    if (parts.length !== 3) throw new ProtocolError('Received an invalid baton');
+    const want = Buffer.from(mac(`${parts[0]}.${parts[1]}`));
+    const got = Buffer.from(parts[2]);
+    if (want.length !== got.length || !crypto.timingSafeEqual(want, got)) throw new ProtocolError('Received an invalid baton');
+    const id = parseInt(parts[0], 36);
+    const seq = parseInt(parts[1], 36);
+    const s = streams.get(id);
+    if (!s) throw new ProtocolError('Received an invalid baton');
+    if (s.state === 'expired') throw new StreamExpiredError('The stream has expired due to inactivity');
+    if (s.state === 'closed' || seq !== s.seq) throw new ProtocolError('Received a baton that has already been used');
+    return s;
+  }
+
+  // Ended streams are remembered for a while so that late batons get the
+  // right answer (expired / already used) instead of "invalid".
+  const sweeper = setInterval(() => {
+    const cutoff = Date.now() - 10 * 60 * 1000;
+    for (const [id, s] of streams) if (s.state !== 'open' && s.endedAt < cutoff) streams.delete(id);
+  }, 30 * 1000);
+  sweeper.unref();
+
+  // ------------------------------------------------------------ execution
+
+  function lookupSql(stream, ref) {
+    if (ref.sql !== undefined) return ref.sql;
+    if (!stream.sqls.has(ref.sqlId)) throw new ProtocolError(`SQL text ${ref.sqlId} not found`);
+    return stream.sqls.get(ref.sqlId);
+  }
+
+  // Throws ForbiddenError when a read-only session would write with `sql`.
+  function checkWrite(ctx, stream, sql) {
+    if (!ctx.readOnly) return;
+    let readonly = null;
+    let text = sql.slice(skipBlank(sql));
+    try {
+      const p = prepareSingle(stream.conn, sql);
+      text = p.text;
+      readonly = programIsReadonly(stream.conn, p.text);
+    } catch {
+      readonly = null;
+    }
+    if (needsWrite(stream.conn, text, readonly)) throw new ForbiddenError(forbiddenMessage(namespace));
+  }
+
+  // In-band BLOCKED error when the database configuration blocks `text`:
+  // block_reads blocks every statement except those ending a transaction,
+  // block_writes blocks the statements that write.
+  function checkBlocked(conn, text, readonly) {
+    if (!blocked) return;
+    const b = blocked() || {};
+    if (!b.reads && !b.writes) return;
+    if (TXN_END.has(firstKeyword(text))) return;
+    if (b.reads) throw new StmtError('Operation was blocked: reads are blocked for this database', 'BLOCKED');
+    if (needsWrite(conn, text, readonly)) throw new StmtError('Operation was blocked: writes are blocked for this database', 'BLOCKED');
+  }
+
+  function record(text, rowsRead, rowsWritten) {
+    if (!onStatement) return;
+    try {
+      onStatement({ sql: text.trim(), rowsRead, rowsWritten });
+    } catch (e) {
+      process.stderr.write(`${logPrefix}: onStatement: ${e.stack || e}\n`);
+    }
+  }
+
+  function executeStmt(ctx, stream, stmt) {
+    const sql = lookupSql(stream, stmt);
+    const conn = stream.conn;
+    let prepared;
+    try {
+      prepared = prepareSingle(conn, sql);
+    } catch (e) {
+      // sqld decides permissions from the parsed statement, before SQLite sees
+      // it: a read-only token writing to a missing table still gets 403.
+      if (ctx.readOnly && e instanceof StmtError && e.code === 'SQL_INPUT_ERROR') checkWrite(ctx, stream, sql);
+      throw e;
+    }
+    const { st, text } = prepared;
+    const readonly = programIsReadonly(conn, text);
+    if (ctx.readOnly && needsWrite(conn, text, readonly)) throw new ForbiddenError(forbiddenMessage(namespace));
+    checkBlocked(conn, text, readonly);
+    const [namedObj, anon] = bindArgs(paramSlots(text), stmt.args, stmt.named);
+    const started = process.hrtime.bigint();
+    const [before] = stream.meta.get();
+    let rows;
+    let cols;
+    try {
+      st.setReturnArrays(true);
+      st.setReadBigInts(true);
+      cols = st.columns();
+      rows = st.all(namedObj, ...anon);
+    } catch (e) {
+      throw runtimeError(e);
+    }
+    const [after, changes, rowid] = stream.meta.get();
+    const affected = !readonly && after !== before ? Number(changes) : 0;
+    record(text, rows.length, affected);
+    return {
+      cols: cols.map((c) => ({ name: c.name ?? null, decltype: c.type ?? null })),
+      rows: rows.map((r) => r.map(encodeValue)),
+      affected_row_count: affected,
+      last_insert_rowid: rowid === 0n ? null : rowid.toString(),
+      replication_index: null,
+      rows_read: rows.length,
+      rows_written: affected,
+      query_duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
+    };
+  }
+
+  function evalCond(c, outcome) {
+    switch (c.type) {
+      case 'ok': return outcome[c.step] === 'ok';
+      case 'error': return outcome[c.step] === 'error';
+      case 'not': return !evalCond(c.cond, outcome);
+      case 'and': return c.conds.every((x) => evalCond(x, outcome));
+      case 'or': return c.conds.some((x) => evalCond(x, outcome));
+      default: return false;
+    }
+  }
+
+  function condRefsOk(c, idx) {
+    switch (c.type) {
+      case 'ok':
+      case 'error': return c.step < idx;
+      case 'not': return condRefsOk(c.cond, idx);
+      default: return c.conds.every((x) => condRefsOk(x, idx));
+    }
+  }
+
+  function runBatch(ctx, stream, steps) {
+    steps.forEach((st, i) => {
+      if (st.cond && !condRefsOk(st.cond, i)) throw new ProtocolError('Invalid reference to step in a batch condition');
+    });
+    // sqld checks the permissions of the whole program before running it.
+    for (const st of steps) checkWrite(ctx, stream, lookupSql(stream, st.stmt));
+    const outcome = [];
+    const stepResults = [];
+    const stepErrors = [];
+    steps.forEach((st, i) => {
+      if (st.cond && !evalCond(st.cond, outcome)) {
+        outcome[i] = 'skipped';
+        stepResults.push(null);
+        stepErrors.push(null);
+        return;
+      }
+      try {
+        stepResults.push(executeStmt(ctx, stream, st.stmt));
+        stepErrors.push(null);
+        outcome[i] = 'ok';
+      } catch (e) {
+        if (!(e instanceof StmtError)) throw e;
+        stepResults.push(null);
+        stepErrors.push({ message: e.message, code: e.code });
+        outcome[i] = 'error';
+      }
+    });
+    return { step_results: stepResults, step_errors: stepErrors, replication_index: null };
+  }
+
+  function runSequence(ctx, stream, sql) {
+    const conn = stream.conn;
+    let rest = sql;
+    for (let guard = 0; guard < 100000; guard++) {
+      rest = rest.slice(skipBlank(rest));
+      if (rest === '') return;
+      let st;
+      try {
+        st = conn.prepare(rest);
+      } catch (e) {
+        throw prepareError(e, rest);
+      }
+      const text = st.sourceSQL;
+      const readonly = programIsReadonly(conn, text);
+      if (ctx.readOnly && needsWrite(conn, text, readonly)) throw new ForbiddenError(forbiddenMessage(namespace));
+      checkBlocked(conn, text, readonly);
+      const [before] = stream.meta.get();
+      let info;
+      try {
+        info = st.run();
+      } catch (e) {
+        throw runtimeError(e);
+      }
+      const [after] = stream.meta.get();
+      record(text, 0, !readonly && after !== before ? Number(info.changes) : 0);
+      if (!rest.startsWith(text) || text.length === 0) return;
+      rest = rest.slice(text.length);
+    }
+  }
+
+  function describe(stream, sql) {
+    const { st, text } = prepareSingle(stream.conn, sql);
+    return {
+      params: paramSlots(text).map((name) => ({ name })),
+      cols: st.columns().map((c) => ({ name: c.name ?? null, decltype: c.type ?? null })),
+      is_explain: firstKeyword(text) === 'EXPLAIN',
+      is_readonly: programIsReadonly(stream.conn, text),
+    };
+  }
+
+  // Runs one pipeline; returns the response body. Throws ProtocolError,
+  // StreamExpiredError or ForbiddenError for whole-request failures.
+  function runPipeline(ctx, parsed) {
+    const stream = parsed.baton === null ? newStream() : streamFromBaton(parsed.baton);
+    clearTimeout(stream.timer);
+    stream.seq++; // the baton that brought us here is now used
+    const results = [];
+    try {
+      for (const req of parsed.requests) {
+        if (stream.state !== 'open') throw new ProtocolError('Stream for this baton was closed');
+        const ok = (response) => results.push({ type: 'ok', response });
+        try {
+          switch (req.type) {
+            case 'execute':
+              ok({ type: 'execute', result: executeStmt(ctx, stream, req.stmt) });
+              break;
+            case 'batch':
+              ok({ type: 'batch', result: runBatch(ctx, stream, req.steps) });
+              break;
+            case 'sequence':
+              runSequence(ctx, stream, lookupSql(stream, req));
+              ok({ type: 'sequence' });
+              break;
+            case 'describe':
+              ok({ type: 'describe', result: describe(stream, lookupSql(stream, req)) });
+              break;
+            case 'store_sql':
+              if (stream.sqls.has(req.sqlId)) throw new ProtocolError(`SQL text ${req.sqlId} already exists`);
+              if (stream.sqls.size >= 50) throw new StmtError('Too many stored SQL texts (at most 50 per stream)', 'SQL_STORE_TOO_MANY');
+              if (Buffer.byteLength(req.sql) > 5000) throw new StmtError('SQL text is too large (at most 5 kB)', 'SQL_STORE_TOO_LARGE');
+              stream.sqls.set(req.sqlId, req.sql);
+              ok({ type: 'store_sql' });
+              break;
+            case 'close_sql':
+              stream.sqls.delete(req.sqlId);
+              ok({ type: 'close_sql' });
+              break;
+            case 'close':
+              endStream(stream, 'closed');
+              ok({ type: 'close' });
+              break;
+            default:
+              throw new ProtocolError(`unknown request ${req.type}`);
+          }
+        } catch (e) {
+          if (!(e instanceof StmtError)) throw e;
+          results.push({ type: 'error', error: { message: e.message, code: e.code } });
+        }
+      }
+    } catch (e) {
+      endStream(stream, 'closed'); // any non-2xx drops the stream (and its transaction)
+      throw e;
+    }
+    let baton = null;
+    if (stream.state === 'open') {
+      baton = makeBaton(stream);
+      armExpiry(stream);
+    }
+    return { baton, base_url: null, results };
+  }
+
+  // ------------------------------------------------------------ HTTP
+
+  let failMode = options.failMode ?? 'none';
+  let failCount = -1; // -1: until changed
+  const openSockets = new Set();
+  const stalled = new Set();
+
+  function authorize(req) {
+    if (!customAuthorize && tokenSets.rw.size === 0 && tokenSets.ro.size === 0) return { ok: true, readOnly: false };
+    const h = req.headers.authorization;
+    if (h === undefined) return { ok: false, message: 'Unauthorized: `Expected authorization header but none given`' };
+    const sp = h.indexOf(' ');
+    const scheme = sp < 0 ? h : h.slice(0, sp);
+    const token = sp < 0 ? '' : h.slice(sp + 1).trim();
+    if (scheme.toLowerCase() === 'bearer') {
+      if (customAuthorize) {
+        let verdict = null;
+        try {
+          verdict = customAuthorize(token);
+        } catch (e) {
+          process.stderr.write(`${logPrefix}: authorize: ${e.stack || e}\n`);
+          verdict = null;
+        }
+        if (verdict === 'rw') return { ok: true, readOnly: false };
+        if (verdict === 'ro') return { ok: true, readOnly: true };
+        if (verdict && typeof verdict === 'object' && typeof verdict.error === 'string') return { ok: false, message: verdict.error };
+      } else {
+        if (tokenSets.rw.has(token)) return { ok: true, readOnly: false };
+        if (tokenSets.ro.has(token)) return { ok: true, readOnly: true };
+      }
+    }
+    return { ok: false, message: 'Unauthorized: `The JWT is invalid`' };
+  }
+
+  function setFail(mode, count) {
+    const m = String(mode ?? 'none');
+    if (!FAIL_MODES.has(m)) throw new Error(`unknown mode ${m}`);
+    failMode = m;
+    failCount = Number.isInteger(count) && count > 0 ? count : -1;
+    return { fail_mode: failMode, count: failCount };
+  }
+
+  function setTokens(tokens = {}) {
+    const list = (x) => (Array.isArray(x) ? x.filter((t) => typeof t === 'string') : []);
+    tokenSets = { rw: new Set(list(tokens.rw)), ro: new Set(list(tokens.ro)) };
+    return { rw: tokenSets.rw.size, ro: tokenSets.ro.size };
+  }
+
+  function state() {
     let open = 0;
     for (const s of streams.values()) if (s.state === 'open') open++;
-    sendJson(res, 200, { ...stats, streams_open: open, fail_mode: failMode });
-    return;
+    return { ...stats, streams_open: open, fail_mode: failMode };
   }
-  if (req.method !== 'POST') return sendText(res, 405, 'Method Not Allowed');
-  let body;
-  try {
-    body = JSON.parse((await readBody(req, 1 << 20)).toString('utf8'));
-  } catch {
-    return sendText(res, 400, 'bad JSON');
-  }
-  if (url === '/__emulator/fail') {
-    const mode = String(body.mode ?? 'none');
-    if (!FAIL_MODES.has(mode)) return sendText(res, 400, `unknown mode ${mode}`);
-    failMode = mode;
-    failCount = Number.isInteger(body.count) && body.count > 0 ? body.count : -1;
-    return sendJson(res, 200, { fail_mode: failMode, count: failCount });
-  }
-  if (url === '/__emulator/tokens') {
-    const list = (x) => (Array.isArray(x) ? x.filter((t) => typeof t === 'string') : []);
-    opts.rw = new Set(list(body.rw));
-    opts.ro = new Set(list(body.ro));
-    return sendJson(res, 200, { rw: opts.rw.size, ro: opts.ro.size });
-  }
-  sendText(res, 404, 'Not Found');
-}
 
-async function handle(req, res) {
-  const url = req.url;
-  if (opts.admin && url.startsWith('/__emulator/')) return handleAdmin(req, res, url);
-  if (url === '/v2/pipeline') {
-    if (req.method !== 'POST') return send(res, 405, '', 'text/plain');
-    stats.pipeline_requests++;
-    if (applyFailMode(req, res)) return;
-    const auth = authorize(req);
-    if (!auth.ok) {
-      stats.auth_failures++;
-      req.resume();
-      return sendJson(res, 401, { error: auth.message });
+  // Returns true when the request was consumed by the fail mode.
+  function applyFailMode(req, res) {
+    if (failMode === 'none' || failCount === 0) return false;
+    if (failCount > 0 && --failCount === 0) {
+      // this one still fails; the next one does not
+      const mode = failMode;
+      failMode = 'none';
+      failCount = -1;
+      return doFail(mode, req, res);
     }
-    let raw;
-    try {
-      raw = await readBody(req, 32 * 1024 * 1024);
-    } catch (e) {
-      if (e.tooLarge) return sendText(res, 413, 'Request body too large');
+    return doFail(failMode, req, res);
+  }
+
+  function doFail(mode, req, res) {
+    switch (mode) {
+      case '500':
+        sendJson(res, 500, { error: 'Internal error: injected by hrana-emulator' });
+        return true;
+      case '503':
+        sendJson(res, 503, { error: 'Service unavailable: injected by hrana-emulator' });
+        return true;
+      case '401':
+        sendJson(res, 401, { error: 'Unauthorized: `The JWT is invalid`' });
+        return true;
+      case 'garbage':
+        send(res, 200, '<html><body>502 Bad Gateway</body></html>\n{not json', 'application/json');
+        return true;
+      case 'close':
+        req.socket.destroy();
+        return true;
+      case 'stall': {
+        const t = setTimeout(() => {
+          stalled.delete(t);
+          req.socket.destroy();
+        }, stallMs);
+        stalled.add(t);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  async function handleAdmin(req, res, url) {
+    if (req.method === 'GET' && url === '/__emulator/state') {
+      sendJson(res, 200, state());
       return;
     }
-    let parsed;
+    if (req.method !== 'POST') return sendText(res, 405, 'Method Not Allowed');
+    let body;
     try {
-      let json;
+      body = JSON.parse((await readBody(req, 1 << 20)).toString('utf8'));
+    } catch {
+      return sendText(res, 400, 'bad JSON');
+    }
+    if (url === '/__emulator/fail') {
+      const mode = String(body.mode ?? 'none');
+      if (!FAIL_MODES.has(mode)) return sendText(res, 400, `unknown mode ${mode}`);
+      return sendJson(res, 200, setFail(mode, body.count));
+    }
+    if (url === '/__emulator/tokens') return sendJson(res, 200, setTokens(body));
+    sendText(res, 404, 'Not Found');
+  }
+
+  async function handle(req, res) {
+    const url = req.url;
+    if (admin && url.startsWith('/__emulator/')) return handleAdmin(req, res, url);
+    if (url === '/v2/pipeline') {
+      if (req.method !== 'POST') return send(res, 405, '', 'text/plain');
+      stats.pipeline_requests++;
+      if (applyFailMode(req, res)) return;
+      const auth = authorize(req);
+      if (!auth.ok) {
+        stats.auth_failures++;
+        req.resume();
+        return sendJson(res, 401, { error: auth.message });
+      }
+      let raw;
       try {
-        json = JSON.parse(raw.toString('utf8'));
+        raw = await readBody(req, 32 * 1024 * 1024);
       } catch (e) {
-        throw deser(e.message);
+        if (e.tooLarge) return sendText(res, 413, 'Request body too large');
+        return;
       }
-      parsed = parsePipeline(json);
-      return sendJson(res, 200, runPipeline({ readOnly: auth.readOnly }, parsed));
-    } catch (e) {
-      if (e instanceof ProtocolError) return sendText(res, 400, e.message);
-      if (e instanceof StreamExpiredError) return sendJson(res, 400, { message: e.message, code: 'STREAM_EXPIRED' });
-      if (e instanceof ForbiddenError) {
-        stats.forbidden++;
-        return sendJson(res, 403, { error: e.message });
+      if (closed) return req.socket.destroy();
+      let parsed;
+      try {
+        let json;
+        try {
+          json = JSON.parse(raw.toString('utf8'));
+        } catch (e) {
+          throw deser(e.message);
+        }
+        parsed = parsePipeline(json);
+        return sendJson(res, 200, runPipeline({ readOnly: auth.readOnly }, parsed));
+      } catch (e) {
+        if (e instanceof ProtocolError) return sendText(res, 400, e.message);
+        if (e instanceof StreamExpiredError) return sendJson(res, 400, { message: e.message, code: 'STREAM_EXPIRED' });
+        if (e instanceof ForbiddenError) {
+          stats.forbidden++;
+          return sendJson(res, 403, { error: e.message });
+        }
+        process.stderr.write(`${logPrefix}: internal error: ${e.stack || e}\n`);
+        return sendJson(res, 500, { error: `Internal error: ${e.message}` });
       }
-      process.stderr.write(`hrana-emulator: internal error: ${e.stack || e}\n`);
-      return sendJson(res, 500, { error: `Internal error: ${e.message}` });
+    }
+    if (req.method === 'GET' && url === '/v2') return sendText(res, 200, 'Hello, this is HTTP API v2 (Hrana over HTTP)');
+    if (req.method === 'GET' && url === '/health') return send(res, 200, '', 'text/plain');
+    req.resume();
+    send(res, 404, '', 'text/plain');
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((e) => {
+      process.stderr.write(`${logPrefix}: ${e.stack || e}\n`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'Internal error' });
+    });
+  });
+  server.on('connection', (sock) => {
+    openSockets.add(sock);
+    sock.on('close', () => openSockets.delete(sock));
+  });
+  server.keepAliveTimeout = 5000;
+
+  let boundPort = null;
+  let boundHost = '127.0.0.1';
+  let closed = false;
+
+  function listen(port = 0, host = '127.0.0.1') {
+    return new Promise((resolve, reject) => {
+      const onError = (e) => reject(e);
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
+        boundPort = server.address().port;
+        boundHost = host;
+        resolve(boundPort);
+      });
+    });
+  }
+
+  // Stops listening, drops every connection and stream, closes the database.
+  function close() {
+    if (closed) return Promise.resolve();
+    closed = true;
+    const done = new Promise((resolve) => {
+      if (!server.listening) return resolve();
+      server.close(() => resolve());
+    });
+    clearInterval(sweeper);
+    for (const t of stalled) clearTimeout(t);
+    stalled.clear();
+    for (const sock of openSockets) sock.destroy();
+    for (const s of streams.values()) endStream(s, 'closed');
+    try {
+      mainConn.close();
+    } catch {
+      /* ignore */
+    }
+    return done;
+  }
+
+  // storage: the file's size after a passive checkpoint (WAL content that
+  // could be copied back counts once it is in the main file).
+  function storageBytes() {
+    if (closed || dbPath === ':memory:') return 0;
+    try {
+      mainConn.exec('PRAGMA wal_checkpoint(PASSIVE)');
+    } catch {
+      /* busy: measure what is there */
+    }
+    let size = 0;
+    try {
+      size = fs.statSync(dbPath).size;
+    } catch {
+      size = 0;
+    }
+    return size;
+  }
+
+  // A consistent copy of the committed state into a new file.
+  function copyTo(file) {
+    if (closed) throw new Error('database is closed');
+    mainConn.exec(`VACUUM INTO '${String(file).replace(/'/g, "''")}'`);
+  }
+
+  return {
+    listen,
+    close,
+    get port() {
+      return boundPort;
+    },
+    get url() {
+      if (boundPort === null) return null;
+      return `http://${boundHost.includes(':') ? `[${boundHost}]` : boundHost}:${boundPort}`;
+    },
+    setFail,
+    setTokens,
+    state,
+    storageBytes,
+    copyTo,
+    server,
+    dbPath,
+  };
+}
+
+// ---------------------------------------------------------------- CLI
+
+function usage(msg) {
+  if (msg) process.stderr.write(`hrana-emulator: ${msg}\n`);
+  process.stderr.write(
+    'usage: hrana-emulator.mjs --db FILE [--port N] [--host ADDR] [--token-rw T]... ' +
+      '[--token-ro T]... [--stream-expiry-ms N] [--fail-mode MODE] [--stall-ms N] [--admin]\n',
+  );
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = {
+    port: 0,
+    host: '127.0.0.1',
+    db: null,
+    rw: [],
+    ro: [],
+    expiryMs: 10000,
+    failMode: 'none',
+    stallMs: 60000,
+    admin: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) usage(`${a} needs a value`);
+      return argv[++i];
+    };
+    const num = () => {
+      const v = val();
+      if (!/^\d+$/.test(v)) usage(`${a} needs a non-negative integer`);
+      return Number(v);
+    };
+    switch (a) {
+      case '--port': o.port = num(); break;
+      case '--host': o.host = val(); break;
+      case '--db': o.db = val(); break;
+      case '--token-rw': o.rw.push(val()); break;
+      case '--token-ro': o.ro.push(val()); break;
+      case '--stream-expiry-ms': o.expiryMs = num(); break;
+      case '--stall-ms': o.stallMs = num(); break;
+      case '--fail-mode':
+        o.failMode = val();
+        if (!FAIL_MODES.has(o.failMode)) usage(`unknown fail mode ${o.failMode}`);
+        break;
+      case '--admin': o.admin = true; break;
+      case '-h': case '--help': usage(); break;
+      default: usage(`unknown argument ${a}`);
     }
   }
-  if (req.method === 'GET' && url === '/v2') return sendText(res, 200, 'Hello, this is HTTP API v2 (Hrana over HTTP)');
-  if (req.method === 'GET' && url === '/health') return send(res, 200, '', 'text/plain');
-  req.resume();
-  send(res, 404, '', 'text/plain');
+  if (!o.db) usage('--db is required');
+  if (o.port > 65535) usage('--port out of range');
+  return o;
 }
 
-const server = http.createServer((req, res) => {
-  handle(req, res).catch((e) => {
-    process.stderr.write(`hrana-emulator: ${e.stack || e}\n`);
-    if (!res.headersSent) sendJson(res, 500, { error: 'Internal error' });
+async function main() {
+  // keep stderr for real problems only
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => {
+    if (w.name !== 'ExperimentalWarning') process.stderr.write(`${w.stack || w}\n`);
   });
-});
-server.on('connection', (sock) => {
-  openSockets.add(sock);
-  sock.on('close', () => openSockets.delete(sock));
-});
-server.keepAliveTimeout = 5000;
-
-function shutdown() {
-  server.close();
-  for (const t of stalled) clearTimeout(t);
-  for (const sock of openSockets) sock.destroy();
-  for (const s of streams.values()) endStream(s, 'closed');
-  try {
-    mainConn.close();
-  } catch {
-    /* ignore */
+  if (!DatabaseSync) {
+    process.stderr.write(`hrana-emulator: ${sqliteMissingMessage()}\n`);
+    process.exit(2);
   }
-  process.exit(0);
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-
-server.on('error', (e) => {
-  process.stderr.write(`hrana-emulator: ${e.message}\n`);
-  process.exit(1);
-});
-server.listen(opts.port, opts.host, () => {
-  const { port } = server.address();
+  const opts = parseArgs(process.argv.slice(2));
+  const emu = createHranaServer({
+    dbPath: opts.db,
+    tokens: { rw: opts.rw, ro: opts.ro },
+    streamExpiryMs: opts.expiryMs,
+    failMode: opts.failMode,
+    stallMs: opts.stallMs,
+    admin: opts.admin,
+  });
+  const shutdown = () => {
+    emu.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  let port;
+  try {
+    port = await emu.listen(opts.port, opts.host);
+  } catch (e) {
+    process.stderr.write(`hrana-emulator: ${e.message}\n`);
+    process.exit(1);
+  }
+  emu.server.on('error', (e) => {
+    process.stderr.write(`hrana-emulator: ${e.message}\n`);
+    process.exit(1);
+  });
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   process.stdout.write(`hrana-emulator listening on http://${host}:${port}\n`);
-});
+}
+
+function isMainModule() {
+  if (!process.argv[1]) return false;
+  try {
+    return fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) await main();
