@@ -10,9 +10,11 @@
 #include "log.h"
 
 extern const struct tool_desc tool_turso_query;
+extern const struct tool_desc tool_turso_database_manager;
 
 static const struct tool_desc *const tools[] = {
     &tool_turso_query,
+    &tool_turso_database_manager,
 };
 
 #define N_TOOLS (sizeof(tools) / sizeof(tools[0]))
