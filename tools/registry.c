@@ -11,10 +11,12 @@
 
 extern const struct tool_desc tool_turso_query;
 extern const struct tool_desc tool_turso_database_manager;
+extern const struct tool_desc tool_turso_analytics;
 
 static const struct tool_desc *const tools[] = {
     &tool_turso_query,
     &tool_turso_database_manager,
+    &tool_turso_analytics,
 };
 
 #define N_TOOLS (sizeof(tools) / sizeof(tools[0]))
