@@ -2,8 +2,8 @@
  * `turso-mcp user add|list|revoke`. `add` checks the credentials against
  * Turso before anything is stored (a `SELECT 1` through the pipeline for a
  * database token; for a Platform API token `GET /v1/organizations`, which
- * must list the organization, and the default database looked up and,
- * when the server will reach it with minted tokens, a `SELECT 1` on it),
+ * must list the organization, and, when the server will reach the default
+ * database with minted tokens, that database looked up and a `SELECT 1`),
  * then seals them and prints the user's URL once. `--api-url` and
  * `--db-scheme` (config keys) say where the Platform API and databases are. Secrets are read from
  * files or stdin and wiped after use.
@@ -182,9 +182,9 @@ static int check_through_platform(struct dbaccess *db, const struct creds *c, co
 
 /*
  * Checks a Platform API token: it lists organizations (GET /v1/organizations)
- * and sees `org`; the default database, when given, exists, and when the
- * server is to reach it through the Platform API, answers SELECT 1 with a
- * minted token. 0 when all is well.
+ * and sees `org`; and a default database the server will reach through the
+ * Platform API (no database URL) exists and answers SELECT 1 with a minted
+ * token. 0 when all is well.
  */
 static int check_platform(const struct config *cfg, struct turso_transport *t,
                           const struct creds *c, long timeout_ms)
@@ -192,7 +192,7 @@ static int check_platform(const struct config *cfg, struct turso_transport *t,
     int ret = 1;
     struct dbaccess *db = NULL;
     json_t *body = NULL;
-    char message[1024], path[512], seen[512];
+    char message[1024], seen[512];
     long status = 0;
 
     struct dbaccess_opts dopts = {
@@ -208,8 +208,11 @@ static int check_platform(const struct config *cfg, struct turso_transport *t,
         .method = "GET", .path = "/v1/organizations", .timeout_ms = timeout_ms};
     rc = platform_call_sync(p, c->platform_token, &req, &status, &body, message, sizeof(message));
     if (rc != TM_OK) {
-        fprintf(stderr, "The Turso Platform API at %s did not accept this token: %s\n",
-                cfg->api_url, message);
+        if (rc == TM_ERR_DENIED)
+            fprintf(stderr, "The Turso Platform API at %s did not accept this token: %s\n",
+                    cfg->api_url, message);
+        else
+            fprintf(stderr, "Checking the token with the Turso Platform API failed: %s\n", message);
         goto out;
     }
     if (!has_org(body, c->org, seen, sizeof(seen))) {
@@ -218,26 +221,10 @@ static int check_platform(const struct config *cfg, struct turso_transport *t,
                 c->org, seen[0] ? " (it sees: " : "", seen, seen[0] ? ")" : "");
         goto out;
     }
-    if (c->default_db) {
-        json_decref(body);
-        body = NULL;
-        if (platform_path(path, sizeof(path), "/v1/organizations/%s/databases/%s", c->org,
-                          c->default_db) != TM_OK) {
-            fprintf(stderr, "user add: --org or --default-db is too long\n");
-            goto out;
-        }
-        req.path = path;
-        rc = platform_call_sync(p, c->platform_token, &req, &status, &body, message,
-                                sizeof(message));
-        if (rc != TM_OK) {
-            fprintf(stderr,
-                    "The default database \"%s\" was not found in organization \"%s\": %s\n",
-                    c->default_db, c->org, message);
-            goto out;
-        }
-        if (dbaccess_uses_platform(c, NULL) && check_through_platform(db, c, NULL, timeout_ms) != 0)
-            goto out;
-    }
+    /* A default database reached through the Platform API: look it up, mint, SELECT 1. */
+    if (c->default_db && dbaccess_uses_platform(c, NULL) &&
+        check_through_platform(db, c, NULL, timeout_ms) != 0)
+        goto out;
     ret = 0;
 out:
     json_decref(body);
