@@ -684,6 +684,13 @@ out:
 
 /* ---- dump ---- */
 
+/* How messages name the dumped database: the URL's own has no name of its own. */
+static const char *db_label(const struct mgr *m)
+{
+    static const char own[] = "this URL's database";
+    return m->db[0] ? m->db : own;
+}
+
 static void sql_put(struct sqlbuf *b, const char *s, size_t n)
 {
     if (b->is_truncated || b->is_nomem)
@@ -849,19 +856,19 @@ static bool line_value(struct line *l, const json_t *v)
 static void finish_dump(struct mgr *m, const char *source)
 {
     if (m->sql.is_nomem) {
-        finish(m, tool_error_result("Could not dump \"%s\": out of memory.", m->db));
+        finish(m, tool_error_result("Could not dump %s: out of memory.", db_label(m)));
         return;
     }
     json_t *out = result_base(m);
-    json_object_set_new(out, "database", json_string(m->db));
+    if (m->db[0])
+        json_object_set_new(out, "database", json_string(m->db));
     json_object_set_new(out, "source", json_string(source));
     json_object_set_new(out, "sql", json_string(m->sql.text ? m->sql.text : ""));
     json_object_set_new(out, "bytes", json_integer((json_int_t)m->sql.len));
     json_object_set_new(out, "truncated", json_boolean(m->sql.is_truncated));
     json_object_set_new(out, "max_bytes", json_integer(m->max_bytes));
     char summary[600];
-    snprintf(summary, sizeof(summary), "SQL dump of database %s (%zu bytes, %s)%s", m->db,
-             m->sql.len,
+    snprintf(summary, sizeof(summary), "SQL dump of %s (%zu bytes, %s)%s", db_label(m), m->sql.len,
              strcmp(source, "dump_endpoint") == 0
                  ? "from the database's /dump endpoint"
                  : "rebuilt from sqlite_master and a SELECT of each table, because the database "
@@ -897,8 +904,8 @@ static void on_table_rows(const struct hrana_outcome *o, void *ctx)
     const json_t *t = json_array_get(m->tables, m->next_table);
     const char *name = json_string_value(json_array_get(t, 0));
     if (why) {
-        finish(m, tool_error_result("Could not dump \"%s\": reading table \"%s\" failed: %s", m->db,
-                                    name ? name : "?", why));
+        finish(m, tool_error_result("Could not dump %s: reading table \"%s\" failed: %s",
+                                    db_label(m), name ? name : "?", why));
         return;
     }
     const json_t *rows = json_object_get(json_object_get(response, "result"), "rows");
@@ -919,9 +926,9 @@ static void on_table_rows(const struct hrana_outcome *o, void *ctx)
                 line_str(&l, ",");
             if (!line_value(&l, v)) {
                 free(l.s);
-                finish(m, tool_error_result("Could not dump \"%s\": a value in table \"%s\" is "
+                finish(m, tool_error_result("Could not dump %s: a value in table \"%s\" is "
                                             "malformed.",
-                                            m->db, name));
+                                            db_label(m), name));
                 return;
             }
         }
@@ -978,7 +985,7 @@ static void dump_next_table(struct mgr *m)
                      : TM_ERR_NOMEM;
         json_decref(requests);
         if (err != TM_OK)
-            finish(m, tool_error_result("Could not dump \"%s\": %s", m->db, tm_err_message(err)));
+            finish(m, tool_error_result("Could not dump %s: %s", db_label(m), tm_err_message(err)));
         return;
     }
     size_t i;
@@ -1012,14 +1019,14 @@ static void on_schema(const struct hrana_outcome *o, void *ctx)
     json_t *response;
     const char *why = pipeline_failure(o, &response);
     if (why) {
-        finish(m, tool_error_result("Could not dump \"%s\": %s", m->db, why));
+        finish(m, tool_error_result("Could not dump %s: %s", db_label(m), why));
         return;
     }
     const json_t *rows = json_object_get(json_object_get(response, "result"), "rows");
     m->tables = json_array();
     m->later = json_array();
     if (!m->tables || !m->later) {
-        finish(m, tool_error_result("Could not dump \"%s\": out of memory.", m->db));
+        finish(m, tool_error_result("Could not dump %s: out of memory.", db_label(m)));
         return;
     }
     size_t r;
@@ -1060,14 +1067,14 @@ static void dump_reconstruct(struct mgr *m)
                           : TM_ERR_NOMEM;
     json_decref(requests);
     if (err != TM_OK)
-        finish(m, tool_error_result("Could not dump \"%s\": %s", m->db, tm_err_message(err)));
+        finish(m, tool_error_result("Could not dump %s: %s", db_label(m), tm_err_message(err)));
 }
 
 static void on_dump(const struct dbaccess_get_outcome *o, void *ctx)
 {
     struct mgr *m = ctx;
     if (o->err != TM_OK) {
-        finish(m, tool_error_result("Could not dump \"%s\": %s", m->db, o->message));
+        finish(m, tool_error_result("Could not dump %s: %s", db_label(m), o->message));
         return;
     }
     if (o->http_status == 404 || o->http_status == 405 || o->http_status == 501) {
@@ -1079,8 +1086,8 @@ static void on_dump(const struct dbaccess_get_outcome *o, void *ctx)
         snprintf(excerpt, sizeof(excerpt), "%.*s", (int)(o->body_len < 200 ? o->body_len : 200),
                  o->body);
         platform_message_clean(excerpt, NULL);
-        finish(m, tool_error_result("Could not dump \"%s\": the database answered HTTP %ld: %s",
-                                    m->db, o->http_status, excerpt));
+        finish(m, tool_error_result("Could not dump %s: the database answered HTTP %ld: %s",
+                                    db_label(m), o->http_status, excerpt));
         return;
     }
     size_t n = o->body_len;
@@ -1110,7 +1117,7 @@ static void start_dump(struct mgr *m)
     enum tm_err err = dbaccess_get(m->call->env->db, m->call->creds, m->db, "/dump",
                                    m->call->env->upstream_timeout_ms, on_dump, m);
     if (err != TM_OK)
-        finish(m, tool_error_result("Could not dump \"%s\": %s", m->db, tm_err_message(err)));
+        finish(m, tool_error_result("Could not dump %s: %s", db_label(m), tm_err_message(err)));
 }
 
 /* ---- checking the call ---- */
@@ -1256,6 +1263,9 @@ static json_t *prepare(struct mgr *m)
         return result;
     if (spec->has_default_db && !m->db[0]) {
         const char *d = dbaccess_database_name(cr, NULL);
+        /* The URL's own database URL needs no name to be dumped. */
+        if (!d && m->action == ACT_DUMP && cr->db_url)
+            d = "";
         if (!d)
             return tool_error_result("Action %s needs \"database\": this URL has no default "
                                      "database. %s.",
