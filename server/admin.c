@@ -173,8 +173,9 @@ static int check_through_platform(struct dbaccess *db, const struct creds *c, co
     pthread_cond_destroy(&w.cond);
     pthread_mutex_destroy(&w.lock);
     if (rc != TM_OK) {
-        fprintf(stderr, "Database \"%s\" could not be reached through the Platform API: %s\n", name,
-                w.message);
+        const char *shown = dbaccess_database_name(c, name);
+        fprintf(stderr, "Database \"%s\" could not be reached through the Platform API: %s\n",
+                shown ? shown : "(none named)", w.message);
         return 1;
     }
     return 0;

@@ -121,7 +121,7 @@ static bool is_platform_token_valid(const char *auth)
 /* Holding f->lock: a JWT-shaped token carrying a, exp and a serial number. */
 static void mint(struct fake *f, const char *db, bool is_ro, char *out, size_t out_len)
 {
-    char head[64], claims[256], payload[512];
+    char head[64], claims[256], payload[400];
     b64url("{\"alg\":\"EdDSA\",\"typ\":\"JWT\"}", head, sizeof(head));
     if (f->token_ttl > 0)
         snprintf(claims, sizeof(claims), "{\"a\":\"%s\",\"exp\":%lld,\"id\":\"%s\",\"n\":%d}",
