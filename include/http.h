@@ -8,6 +8,8 @@
 #ifndef TM_HTTP_H
 #define TM_HTTP_H
 
+#include <stddef.h>
+
 #include "config.h"
 #include "mcp.h"
 #include "store.h"
@@ -24,6 +26,12 @@ int http_server_port(const struct http_server *h);
 
 /* Stops accepting new connections; requests in flight go on. */
 void http_server_quiesce(struct http_server *h);
+
+/* Ends every SSE stream once what it holds is written (before stopping). */
+void http_server_end_streams(struct http_server *h);
+
+/* SSE streams open now. */
+size_t http_server_open_streams(struct http_server *h);
 
 /* Stops the daemon and frees everything; clears *h; accepts NULL. */
 void http_server_stop(struct http_server **h);

@@ -7,12 +7,16 @@
 #ifndef TM_LOG_H
 #define TM_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Lines below `min` are dropped. Call before threads start. */
 void log_set_level(enum log_level min);
+
+/* One JSON object a line (the default), or plain `key=value` text. Call before threads start. */
+void log_set_json(bool json);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -47,6 +47,10 @@ enum tm_err session_touch(struct session_table *t, const char *id, const char *u
 enum tm_err session_set_log_level(struct session_table *t, const char *id, const char *user_id,
                                   int level);
 
+/* Sets the negotiated version of a session (see session_touch for errors). */
+enum tm_err session_set_version(struct session_table *t, const char *id, const char *user_id,
+                                const char *version);
+
 /* Ends session `id` of `user_id`; TM_ERR_NOT_FOUND as for session_touch. */
 enum tm_err session_close(struct session_table *t, const char *id, const char *user_id);
 

@@ -19,4 +19,12 @@ struct sql_scan {
 
 void sql_scan(const char *sql, size_t len, struct sql_scan *out);
 
+/*
+ * `name` (len bytes) as a quoted SQL identifier: in double quotes, each "
+ * doubled, so any name (spaces, quotes, keywords) stays one identifier.
+ * Returns a NUL-terminated string the caller frees; NULL on OOM or when the
+ * name holds a NUL byte (no SQL identifier can).
+ */
+char *sql_quote_ident(const char *name, size_t len);
+
 #endif

@@ -23,6 +23,7 @@ struct tool_env {
     long max_rows;            /* server cap on rows returned */
     long max_result_bytes;    /* server cap on row data returned */
     long upstream_timeout_ms; /* total time for one Turso request */
+    long call_deadline_ms;    /* total time for one call, all its requests together */
 };
 
 struct tool_call;
@@ -65,6 +66,13 @@ json_t *tool_error_result(const char *fmt, ...) __attribute__((format(printf, 1,
  * instructions. NULL on OOM.
  */
 json_t *tool_ok_result(json_t *structured, const char *summary, bool is_untrusted);
+
+/*
+ * tool_ok_result with isError set when `is_error`: for a call that failed
+ * yet has structured detail worth returning (a batch that was rolled back
+ * says what each statement did). `structured` is stolen. NULL on OOM.
+ */
+json_t *tool_result(json_t *structured, const char *summary, bool is_untrusted, bool is_error);
 
 /* Builds the registry: parses and checks every tool's schemas. Call once at startup. */
 int tool_registry_init(void);

@@ -5,13 +5,17 @@
  *
  * Callers submit a request with a completion callback; the callback runs
  * on the transport thread once the transfer ends (success, HTTP error,
- * network failure, timeout or shutdown). It may submit further requests.
- * It knows nothing of MCP or of Hrana.
+ * network failure, timeout, cancellation or shutdown). It may submit
+ * further requests. Requests belong to the call group of the thread that
+ * submits them, so that one MCP tool call can be cancelled as a whole and
+ * bounded by one deadline. It knows nothing of MCP or of Hrana.
  */
 #ifndef TM_TURSO_TRANSPORT_H
 #define TM_TURSO_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tm_err.h"
 
@@ -39,9 +43,24 @@ struct turso_reply {
     char *body;      /* NUL-terminated response body (may be ""), owned by the reply */
     size_t body_len;
     char message[256]; /* when err != TM_OK: what went wrong, never a secret */
+    bool is_deadline;  /* err is TM_ERR_TIMEOUT because the call group's deadline passed */
 };
 
-/* Runs on the transport thread. `reply` is borrowed: valid only during the call. */
+/*
+ * The requests of one call (an MCP tools/call): cancelled together, and
+ * ended together when the deadline passes. The caller owns it; the
+ * transport copies it.
+ */
+struct turso_call_group {
+    uint64_t id;         /* from turso_transport_new_group_id; 0: no group, never cancelled */
+    int64_t deadline_ms; /* CLOCK_MONOTONIC, in ms; 0: none */
+};
+
+/*
+ * Runs on the transport thread, with that thread's current group set to the
+ * request's (see turso_transport_set_group): what the callback submits joins
+ * the same group. `reply` is borrowed: valid only during the call.
+ */
 typedef void (*turso_reply_fn)(const struct turso_reply *reply, void *ctx);
 
 /* Starts the transport thread. *out owns the transport. */
@@ -55,20 +74,62 @@ enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
 void turso_transport_stop(struct turso_transport **t);
 
 /*
- * Queues a request; every field is copied. On TM_OK `fn` will be called
- * exactly once; on any other return it will not be.
+ * Queues a request; every field is copied. The request belongs to the
+ * calling thread's current group. On TM_OK `fn` will be called exactly
+ * once, on the transport thread (never inside this call): a request whose
+ * group is already cancelled or past its deadline is accepted (TM_OK) and
+ * ends at once through `fn` with TM_ERR_CANCELLED or TM_ERR_TIMEOUT. On any
+ * other return (bad request, TM_ERR_NOMEM, TM_ERR_CANCELLED once stopping)
+ * `fn` never runs.
+ *
+ * The request's total timeout is its own (or the transport's default),
+ * shortened to what is left of its group's deadline when it starts; a
+ * deadline that ends it gives TM_ERR_TIMEOUT with reply.is_deadline set.
+ * Thread: any, including a callback.
  */
 enum tm_err turso_transport_submit(struct turso_transport *t, const struct turso_request *req,
                                    turso_reply_fn fn, void *ctx);
 
 /*
  * Blocking form for the command line: submits and waits. *out receives the
- * reply (clean it with turso_reply_cleanup). Never call it on the transport
- * thread. Returns out->err: TM_OK when an HTTP status arrived; *out is
- * filled in on every return (body NULL if the request was never queued).
+ * reply (clean it with turso_reply_cleanup). The request belongs to the
+ * calling thread's current group, as with submit. Never call it on the
+ * transport thread. Returns out->err: TM_OK when an HTTP status arrived;
+ * *out is filled in on every return (body NULL if the request was never
+ * queued).
  */
 enum tm_err turso_transport_call(struct turso_transport *t, const struct turso_request *req,
                                  struct turso_reply *out);
+
+/*
+ * Sets the calling thread's current group: requests it submits from now on
+ * belong to *g (copied). NULL, or a group with id 0 and no deadline, means
+ * none. The value is thread-local: set it around the code that starts a
+ * call's requests (tool->run) and clear it after, or unrelated requests
+ * later made on that thread join the group. Inside a callback the transport
+ * has set the request's group; a callback may change it (to start another
+ * call's work, or none for work shared between calls), and the transport
+ * restores its own value when the callback returns. Thread: any.
+ */
+void turso_transport_set_group(const struct turso_call_group *g);
+
+/* The calling thread's current group; {0, 0} when none. Thread: any. */
+struct turso_call_group turso_transport_get_group(void);
+
+/* A new group id, unique in the process and never 0. Thread: any. */
+uint64_t turso_transport_new_group_id(void);
+
+/*
+ * Cancels every request of group `group_id` on `t`: queued and running ones
+ * end with TM_ERR_CANCELLED, each callback running once, on the transport
+ * thread, promptly but never inside this call (a request that curl has
+ * just finished may still report its own outcome). The id is remembered
+ * (the last 1024 cancelled ids), so requests submitted for it later end
+ * the same way. Cancelling twice, or a group with no requests, is harmless;
+ * group 0 and a NULL `t` are ignored. Does not wait.
+ * Thread: any, including a callback (whose own request is already over).
+ */
+void turso_transport_cancel_group(struct turso_transport *t, uint64_t group_id);
 
 /* Frees the body of a reply returned by turso_transport_call. */
 void turso_reply_cleanup(struct turso_reply *r);

@@ -55,9 +55,23 @@ static const struct key keys[] = {
      "total time limit of one request to Turso"},
     {"connect_timeout_ms", KEY_LONG, FIELD(connect_timeout_ms), "5000", 100, 60000, false,
      "time limit for connecting to Turso"},
+    {"sse_keepalive_seconds", KEY_LONG, FIELD(sse_keepalive_seconds), "15", 1, 3600, false,
+     "seconds between keep-alive comments on open SSE streams"},
+    {"call_deadline_ms", KEY_LONG, FIELD(call_deadline_ms), "60000", 100, 600000, false,
+     "overall time limit of one tool call, all its Turso requests together"},
+    {"shutdown_grace_seconds", KEY_LONG, FIELD(shutdown_grace_seconds), "10", 0, 600, false,
+     "on SIGTERM, how long calls in flight may take to finish"},
+    {"rate_limit_rps", KEY_LONG, FIELD(rate_limit_rps), "20", 0, 100000, false,
+     "requests per second one URL may make on average (0: no limit)"},
+    {"rate_limit_burst", KEY_LONG, FIELD(rate_limit_burst), "40", 1, 1000000, false,
+     "requests one URL may make at once above its rate"},
+    {"max_concurrent_calls", KEY_LONG, FIELD(max_concurrent_calls), "16", 0, 100000, false,
+     "requests one URL may have running at once (0: no limit)"},
     {"threads", KEY_LONG, FIELD(threads), "2", 1, 256, false, "HTTP worker threads"},
     {"max_connections", KEY_LONG, FIELD(max_connections), "16384", 16, 1000000, false,
      "client connections held open at once"},
+    {"log_format", KEY_STRING, FIELD(log_format), "json", 0, 0, false,
+     "json (one object a line) or text"},
     {"log_level", KEY_STRING, FIELD(log_level), "info", 0, 0, false, "debug, info, warn or error"},
 };
 
@@ -162,6 +176,7 @@ void config_cleanup(struct config *c)
     free(c->allowed_origins);
     free(c->allowed_hosts);
     free(c->log_level);
+    free(c->log_format);
     memset(c, 0, sizeof(*c));
 }
 

@@ -18,15 +18,37 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
+#include "sse.h"
 
 enum route {
     ROUTE_NOT_FOUND,
-    ROUTE_MCP,     /* /u/<token>/mcp, or /mcp with a Bearer token */
-    ROUTE_HEALTHZ, /* /healthz */
+    ROUTE_MCP,      /* /u/<token>/mcp, or /mcp with a Bearer token: Streamable HTTP */
+    ROUTE_SSE,      /* /u/<token>/sse: the 2024-11-05 HTTP+SSE transport's stream */
+    ROUTE_MESSAGES, /* /u/<token>/messages?sessionId=...: that transport's POSTs */
+    ROUTE_HEALTHZ,  /* /healthz: the process is up */
+    ROUTE_READYZ,   /* /readyz: it takes requests (not while stopping) */
+    ROUTE_METRICS,  /* /metrics: Prometheus text */
+};
+
+/*
+ * A session of the 2024-11-05 HTTP+SSE transport: its stream, found by the
+ * session id that its message URL carries.
+ */
+struct legacy {
+    atomic_int refs; /* the table's, and one per message request using it */
+    struct http_server *server;
+    struct sse_stream *stream; /* a reference */
+    char session_id[SESSION_ID_LEN + 1];
+    char user_id[STORE_ID_LEN + 1];
+    struct legacy *prev, *next; /* in the server's table; guarded by legacy_lock */
+    bool is_listed;
 };
 
 struct http_server {
@@ -36,10 +58,15 @@ struct http_server {
     struct mcp_server *mcp;   /* borrowed */
     atomic_ulong next_request_id;
     int port;
-    MHD_socket quiesced_fd; /* the listen socket after quiesce; closed after the daemon stops */
-    char *public_origin;    /* scheme://host[:port] of the public URL */
-    char *public_host;      /* host[:port] of the public URL, as a Host header carries it */
-    bool is_loopback;       /* bound to a loopback address: loopback Host names are fine */
+    MHD_socket quiesced_fd;  /* the listen socket after quiesce; closed after the daemon stops */
+    char *public_origin;     /* scheme://host[:port] of the public URL */
+    char *public_host;       /* host[:port] of the public URL, as a Host header carries it */
+    bool is_loopback;        /* bound to a loopback address: loopback Host names are fine */
+    struct sse_hub *hub;     /* every open SSE stream */
+    struct ratelimit *rl;    /* per-URL limits */
+    atomic_bool is_stopping; /* quiesced: /readyz says no */
+    pthread_mutex_t legacy_lock; /* guards `legacy` */
+    struct legacy *legacy;       /* open HTTP+SSE sessions */
 };
 
 struct request {
@@ -52,6 +79,7 @@ struct request {
     char masked_path[160];
     char token[STORE_TOKEN_LEN + 1]; /* the URL secret; wiped when the request ends */
     bool has_token;
+    bool route_has_path_token; /* the token came in the path, not a header */
 
     char *body; /* the request body, at most max_body_bytes */
     size_t body_len, body_cap;
@@ -70,15 +98,43 @@ struct request {
     bool is_pending, is_suspended, is_reply_ready;
     struct mcp_reply reply;
     int status; /* the status sent, for the log line */
+
+    /*
+     * libmicrohttpd holds one reference until the request completes, and a
+     * tool call one until it delivers its reply: a client may leave a
+     * streamed or 202-answered call while the tool still reads `creds`.
+     */
+    atomic_int refs;
+    struct sse_stream *stream; /* this POST's SSE response, once opened */
+    struct legacy *legacy;     /* for /messages: the HTTP+SSE session (a reference) */
+    bool is_admitted;          /* counted as running by the rate limiter */
 };
 
-static void wipe_request(struct request *r)
+static void legacy_release(struct legacy **lp)
 {
+    if (!lp || !*lp)
+        return;
+    struct legacy *l = *lp;
+    if (atomic_fetch_sub(&l->refs, 1) == 1) {
+        sse_stream_release(&l->stream);
+        free(l);
+    }
+    *lp = NULL;
+}
+
+static void request_release(struct request *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    if (r->is_admitted)
+        ratelimit_leave(r->server->rl, r->user_id);
     sodium_memzero(r->token, sizeof(r->token));
     if (r->has_creds)
         creds_cleanup(&r->creds);
     free(r->body);
     free(r->reply.body);
+    sse_stream_release(&r->stream);
+    legacy_release(&r->legacy);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -181,24 +237,38 @@ static bool is_origin_allowed(const struct http_server *h, const char *origin)
     return is_loopback_name(authority, host_part_len(authority));
 }
 
-/* Splits the path into a route and, for /u/<token>/mcp, the token. */
+/* The route of an endpoint name after the token (or at the root, for Bearer clients). */
+static enum route route_endpoint(const char *rest)
+{
+    if (strcmp(rest, "/mcp") == 0 || strcmp(rest, "/mcp/") == 0)
+        return ROUTE_MCP;
+    if (strcmp(rest, "/sse") == 0)
+        return ROUTE_SSE;
+    if (strcmp(rest, "/messages") == 0)
+        return ROUTE_MESSAGES;
+    return ROUTE_NOT_FOUND;
+}
+
+/* Splits the path into a route and, for /u/<token>/..., the token. */
 static enum route route_path(const char *url, struct request *r)
 {
     if (strcmp(url, "/healthz") == 0)
         return ROUTE_HEALTHZ;
-    if (strcmp(url, "/mcp") == 0 || strcmp(url, "/mcp/") == 0)
-        return ROUTE_MCP;
+    if (strcmp(url, "/readyz") == 0)
+        return ROUTE_READYZ;
+    if (strcmp(url, "/metrics") == 0)
+        return ROUTE_METRICS;
     if (strncmp(url, "/u/", 3) != 0)
-        return ROUTE_NOT_FOUND;
+        return route_endpoint(url);
     const char *token = url + 3;
     size_t len = strcspn(token, "/");
-    const char *rest = token + len;
-    if (len != STORE_TOKEN_LEN || (strcmp(rest, "/mcp") != 0 && strcmp(rest, "/mcp/") != 0))
+    enum route route = route_endpoint(token + len);
+    if (len != STORE_TOKEN_LEN || route == ROUTE_NOT_FOUND)
         return ROUTE_NOT_FOUND;
     memcpy(r->token, token, len);
     r->token[len] = '\0';
     r->has_token = true;
-    return ROUTE_MCP;
+    return route;
 }
 
 /* Takes the token from `Authorization: Bearer <token>` when the path carries none. */
@@ -261,6 +331,8 @@ static enum MHD_Result send_reply(struct request *r, struct mcp_reply *reply)
         MHD_add_response_header(resp, "Mcp-Session-Id", reply->session_id);
     if (reply->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, reply->allow);
+    if (reply->retry_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, reply->retry_after);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     add_cors_headers(r, resp);
     r->status = reply->status;
@@ -282,38 +354,142 @@ static enum MHD_Result send_text(struct request *r, int status, const char *cont
     return ret;
 }
 
-/* Receives a tools/call reply on whatever thread finished it. */
-static void on_reply(struct mcp_reply *reply, void *ctx)
+/* Streamable HTTP sink: the reply as JSON, or the whole exchange as an SSE stream. */
+static bool sink_open_stream(void *ctx, const char *session_id, bool wants_priming)
 {
     struct request *r = ctx;
-    pthread_mutex_lock(&r->lock);
-    r->reply = *reply;
-    r->is_reply_ready = true;
-    if (r->is_suspended) {
-        r->is_suspended = false;
-        MHD_resume_connection(r->conn);
+    struct MHD_Response *resp = NULL;
+    char prefix[24];
+    snprintf(prefix, sizeof(prefix), "r%lu", r->id);
+    if (sse_stream_create(r->server->hub, r->conn, prefix, &r->stream, &resp) != TM_OK)
+        return false;
+    if (session_id)
+        MHD_add_response_header(resp, "Mcp-Session-Id", session_id);
+    add_cors_headers(r, resp);
+    r->status = 200;
+    if (MHD_queue_response(r->conn, MHD_HTTP_OK, resp) != MHD_YES) {
+        MHD_destroy_response(resp);
+        sse_stream_release(&r->stream);
+        return false;
     }
-    pthread_mutex_unlock(&r->lock);
+    MHD_destroy_response(resp);
+    /* The 2025-11-25 priming event: an id with empty data, so the stream can be resumed. */
+    if (wants_priming)
+        sse_stream_send(r->stream, NULL, true, "", 0);
+    return true;
+}
+
+static void sink_send(void *ctx, const char *json, size_t len)
+{
+    struct request *r = ctx;
+    if (r->stream)
+        sse_stream_send(r->stream, "message", true, json, len);
+}
+
+static void sink_done(void *ctx, struct mcp_reply *reply)
+{
+    struct request *r = ctx;
+    if (r->stream) {
+        if (!reply->is_cancelled && reply->body)
+            sse_stream_send(r->stream, "message", true, reply->body, reply->body_len);
+        free(reply->body);
+        sse_stream_end(r->stream);
+    } else {
+        pthread_mutex_lock(&r->lock);
+        r->reply = *reply;
+        r->is_reply_ready = true;
+        if (r->is_suspended) {
+            r->is_suspended = false;
+            MHD_resume_connection(r->conn);
+        }
+        pthread_mutex_unlock(&r->lock);
+    }
+    request_release(r);
+}
+
+/* Sends a reply that is ready now (a resumed call, or one that finished at once). */
+static enum MHD_Result send_ready_reply(struct request *r)
+{
+    /* A cancelled call gets no JSON-RPC response: the connection just closes. */
+    if (r->reply.is_cancelled)
+        return MHD_NO;
+    return send_reply(r, &r->reply);
+}
+
+/* Opens the session's server-to-client stream (GET): keep-alives, and a priming event. */
+static enum MHD_Result open_get_stream(struct request *r, const struct mcp_reply *reply)
+{
+    struct MHD_Response *resp = NULL;
+    struct sse_stream *stream = NULL;
+    char prefix[24];
+    snprintf(prefix, sizeof(prefix), "g%lu", r->id);
+    if (sse_stream_create(r->server->hub, r->conn, prefix, &stream, &resp) != TM_OK)
+        return MHD_NO;
+    add_cors_headers(r, resp);
+    r->status = 200;
+    enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES && reply->wants_priming) {
+        static const char retry[] = "retry: 3000\n\n";
+        sse_stream_send_raw(stream, retry, sizeof(retry) - 1);
+        sse_stream_send(stream, NULL, true, "", 0);
+    }
+    sse_stream_release(&stream);
+    return ret;
+}
+
+/* Opens the user's credentials for this request; false when the token opens nothing. */
+static bool authenticate(struct request *r)
+{
+    if (!r->has_token)
+        token_from_header(r);
+    if (!r->has_token || store_find(r->server->store, r->token, &r->creds, r->user_id) != TM_OK)
+        return false;
+    r->has_creds = true;
+    return true;
+}
+
+static bool accepts_event_stream(struct MHD_Connection *conn)
+{
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    return accept && strcasestr(accept, "text/event-stream") != NULL;
+}
+
+/*
+ * Applies the URL's rate limits to a POST. Returns true if it may go on;
+ * otherwise the 429 (with Retry-After, and a JSON-RPC error saying when to
+ * retry) is queued and *ret holds what to return to libmicrohttpd.
+ */
+static bool admit(struct request *r, enum MHD_Result *ret)
+{
+    int retry_after = 1;
+    if (strcmp(r->method, "POST") != 0)
+        return true;
+    if (ratelimit_enter(r->server->rl, r->user_id, &retry_after)) {
+        r->is_admitted = true;
+        return true;
+    }
+    metrics_rate_limited();
+    char body[200], seconds[16];
+    snprintf(body, sizeof(body),
+             "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":\"Rate limit "
+             "exceeded for this URL: retry after %d s\",\"data\":{\"retryAfterSeconds\":%d}}}",
+             retry_after, retry_after);
+    snprintf(seconds, sizeof(seconds), "%d", retry_after);
+    struct mcp_reply reply = {.status = 429, .content_type = "application/json"};
+    reply.body = strdup(body);
+    reply.body_len = reply.body ? strlen(body) : 0;
+    reply.retry_after = seconds;
+    *ret = reply.body ? send_reply(r, &reply) : MHD_NO;
+    free(reply.body);
+    log_msg(LOG_INFO, "event=rate_limited rid=%lu user=%s retry_after_s=%d", r->id, r->user_id,
+            retry_after);
+    return false;
 }
 
 static enum MHD_Result serve_mcp(struct request *r)
 {
     struct http_server *h = r->server;
-    if (r->is_too_large) {
-        char text[160];
-        snprintf(text, sizeof(text),
-                 "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Request body "
-                 "larger than %ld bytes\"}}",
-                 h->cfg->max_body_bytes);
-        return send_text(r, 413, "application/json", text);
-    }
-    if (!r->has_token)
-        token_from_header(r);
-    /* Unknown, revoked and unopenable tokens all look like a missing page: no hint, no OAuth. */
-    if (!r->has_token || store_find(h->store, r->token, &r->creds, r->user_id) != TM_OK)
-        return send_text(r, 404, "text/plain", "Not Found");
-    r->has_creds = true;
-
     struct mcp_request mreq = {
         .http_method = r->method,
         .user_id = r->user_id,
@@ -323,27 +499,229 @@ static enum MHD_Result serve_mcp(struct request *r)
             MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "MCP-Protocol-Version"),
         .content_type =
             MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .accepts_sse = accepts_event_stream(r->conn),
         .body = r->body,
         .body_len = r->body_len,
         .request_id = r->id,
     };
+    struct mcp_sink sink = {
+        .open_stream = sink_open_stream, .send = sink_send, .done = sink_done, .ctx = r};
     struct mcp_reply reply;
+    enum MHD_Result refused;
+    if (!admit(r, &refused))
+        return refused;
     r->is_pending = true;
-    if (mcp_handle(h->mcp, &mreq, &reply, on_reply, r) == MCP_DONE) {
+    atomic_fetch_add(&r->refs, 1); /* the call's, should it go on after this returns */
+    if (mcp_handle(h->mcp, &mreq, &reply, &sink) == MCP_DONE) {
+        atomic_fetch_sub(&r->refs, 1);
         r->is_pending = false;
-        enum MHD_Result ret = send_reply(r, &reply);
+        enum MHD_Result ret =
+            reply.is_event_stream ? open_get_stream(r, &reply) : send_reply(r, &reply);
         free(reply.body);
         return ret;
     }
+    if (r->stream)
+        return MHD_YES; /* the SSE response is queued; the call writes into it */
     pthread_mutex_lock(&r->lock);
     enum MHD_Result ret = MHD_YES;
     if (r->is_reply_ready) {
-        ret = send_reply(r, &r->reply);
+        ret = send_ready_reply(r);
     } else {
         MHD_suspend_connection(r->conn);
         r->is_suspended = true;
     }
     pthread_mutex_unlock(&r->lock);
+    return ret;
+}
+
+/* HTTP+SSE (2024-11-05): every message, notifications and the reply, goes to the session stream. */
+static bool legacy_open_stream(void *ctx, const char *session_id, bool wants_priming)
+{
+    struct request *r = ctx;
+    return !sse_stream_is_gone(r->legacy->stream);
+}
+
+static void legacy_send(void *ctx, const char *json, size_t len)
+{
+    struct request *r = ctx;
+    sse_stream_send(r->legacy->stream, "message", false, json, len);
+}
+
+static void legacy_done(void *ctx, struct mcp_reply *reply)
+{
+    struct request *r = ctx;
+    if (!reply->is_cancelled && reply->body && reply->status == 200)
+        sse_stream_send(r->legacy->stream, "message", false, reply->body, reply->body_len);
+    free(reply->body);
+    request_release(r);
+}
+
+static void legacy_unlist(struct legacy *l)
+{
+    struct http_server *h = l->server;
+    pthread_mutex_lock(&h->legacy_lock);
+    bool was_listed = l->is_listed;
+    if (was_listed) {
+        if (l->prev)
+            l->prev->next = l->next;
+        else
+            h->legacy = l->next;
+        if (l->next)
+            l->next->prev = l->prev;
+        l->is_listed = false;
+    }
+    pthread_mutex_unlock(&h->legacy_lock);
+    if (was_listed)
+        legacy_release(&l);
+}
+
+/* The stream of an HTTP+SSE session ended: so does the session. */
+static void legacy_gone(void *ctx)
+{
+    struct legacy *l = ctx;
+    mcp_close_session(l->server->mcp, l->session_id, l->user_id);
+    legacy_unlist(l);
+}
+
+/* GET /sse: opens an HTTP+SSE session and tells the client where to POST. */
+static enum MHD_Result serve_sse(struct request *r)
+{
+    struct http_server *h = r->server;
+    if (strcmp(r->method, "GET") != 0) {
+        /* 405 tells "HTTP first" clients given this URL to fall back to GET. */
+        struct mcp_reply reply = {.status = 405, .allow = "GET"};
+        return send_reply(r, &reply);
+    }
+    struct legacy *l = calloc(1, sizeof(*l));
+    struct MHD_Response *resp = NULL;
+    if (!l)
+        return MHD_NO;
+    l->server = h;
+    atomic_init(&l->refs, 1);
+    snprintf(l->user_id, sizeof(l->user_id), "%s", r->user_id);
+    if (mcp_open_legacy_session(h->mcp, r->user_id, l->session_id) != TM_OK ||
+        sse_stream_create(h->hub, r->conn, NULL, &l->stream, &resp) != TM_OK) {
+        mcp_close_session(h->mcp, l->session_id, l->user_id);
+        free(l);
+        return MHD_NO;
+    }
+    pthread_mutex_lock(&h->legacy_lock);
+    l->next = h->legacy;
+    if (h->legacy)
+        h->legacy->prev = l;
+    h->legacy = l;
+    l->is_listed = true;
+    pthread_mutex_unlock(&h->legacy_lock);
+    sse_stream_on_gone(l->stream, legacy_gone, l);
+    /* Ours until this function returns, even if the stream ends at once. */
+    atomic_fetch_add(&l->refs, 1);
+    add_cors_headers(r, resp);
+    r->status = 200;
+    enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    /*
+     * A relative endpoint replaces the path of the stream's URL, so it must
+     * carry the token again (clients resolve it against the SSE URL and
+     * keep only the same origin). Bearer clients send their header anyway.
+     */
+    char endpoint[160];
+    int n = r->route_has_path_token
+                ? snprintf(endpoint, sizeof(endpoint), "/u/%s/messages?sessionId=%s", r->token,
+                           l->session_id)
+                : snprintf(endpoint, sizeof(endpoint), "/messages?sessionId=%s", l->session_id);
+    sse_stream_send(l->stream, "endpoint", false, endpoint, (size_t)n);
+    sodium_memzero(endpoint, sizeof(endpoint));
+    legacy_release(&l);
+    return ret;
+}
+
+/* POST /messages?sessionId=...: one message of an HTTP+SSE session; answers go on its stream. */
+static enum MHD_Result serve_messages(struct request *r)
+{
+    struct http_server *h = r->server;
+    if (strcmp(r->method, "POST") != 0) {
+        struct mcp_reply reply = {.status = 405, .allow = "POST"};
+        return send_reply(r, &reply);
+    }
+    const char *sid = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "sessionId");
+    pthread_mutex_lock(&h->legacy_lock);
+    for (struct legacy *l = h->legacy; sid && l; l = l->next) {
+        if (strcmp(l->session_id, sid) == 0 && strcmp(l->user_id, r->user_id) == 0) {
+            atomic_fetch_add(&l->refs, 1);
+            r->legacy = l;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->legacy_lock);
+    if (!r->legacy)
+        return send_text(r, 404, "text/plain", "Session not found\n");
+    struct mcp_request mreq = {
+        .http_method = "POST",
+        .user_id = r->user_id,
+        .creds = &r->creds,
+        .session_id = r->legacy->session_id,
+        .protocol_version =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "MCP-Protocol-Version"),
+        .content_type =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .accepts_sse = true,
+        .is_legacy = true,
+        .body = r->body,
+        .body_len = r->body_len,
+        .request_id = r->id,
+    };
+    struct mcp_sink sink = {
+        .open_stream = legacy_open_stream, .send = legacy_send, .done = legacy_done, .ctx = r};
+    struct mcp_reply reply;
+    atomic_fetch_add(&r->refs, 1);
+    if (mcp_handle(h->mcp, &mreq, &reply, &sink) == MCP_DONE) {
+        atomic_fetch_sub(&r->refs, 1);
+        /* Transport errors answer the POST itself; JSON-RPC answers go on the stream. */
+        if (reply.status != 200 && reply.status != 202) {
+            enum MHD_Result ret = send_reply(r, &reply);
+            free(reply.body);
+            return ret;
+        }
+        if (reply.body)
+            sse_stream_send(r->legacy->stream, "message", false, reply.body, reply.body_len);
+        free(reply.body);
+    }
+    return send_text(r, 202, "text/plain", "Accepted");
+}
+
+static long long store_bytes(const char *data_dir)
+{
+    static const char *const files[] = {"store.db", "store.db-wal"};
+    long long total = 0;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", data_dir, files[i]);
+        if (stat(path, &st) == 0)
+            total += (long long)st.st_size;
+        else if (i == 0)
+            return -1;
+    }
+    return total;
+}
+
+static enum MHD_Result serve_metrics(struct request *r)
+{
+    struct http_server *h = r->server;
+    struct metrics_gauges g = {
+        .sessions = mcp_session_count(h->mcp),
+        .streams = sse_hub_count(h->hub),
+        .calls_in_flight = mcp_calls_in_flight(h->mcp),
+        .store_bytes = store_bytes(h->cfg->data_dir),
+    };
+    struct mcp_reply reply = {.status = 200,
+                              .content_type = "text/plain; version=0.0.4; charset=utf-8"};
+    reply.body = metrics_render(&g);
+    if (!reply.body)
+        return MHD_NO;
+    reply.body_len = strlen(reply.body);
+    enum MHD_Result ret = send_reply(r, &reply);
+    free(reply.body);
     return ret;
 }
 
@@ -362,9 +740,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->id = atomic_fetch_add(&h->next_request_id, 1) + 1;
         clock_gettime(CLOCK_MONOTONIC, &r->started);
         pthread_mutex_init(&r->lock, NULL);
+        atomic_init(&r->refs, 1);
         snprintf(r->method, sizeof(r->method), "%s", method);
         log_mask_path(url, r->masked_path, sizeof(r->masked_path));
         r->route = route_path(url, r);
+        r->route_has_path_token = r->has_token;
         *con_cls = r;
         return MHD_YES;
     }
@@ -397,7 +777,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->is_pending) {
         /* Resumed: the reply arrived from the transport thread. */
         pthread_mutex_lock(&r->lock);
-        enum MHD_Result ret = r->is_reply_ready ? send_reply(r, &r->reply) : MHD_YES;
+        enum MHD_Result ret = r->is_reply_ready ? send_ready_reply(r) : MHD_YES;
         pthread_mutex_unlock(&r->lock);
         return ret;
     }
@@ -407,17 +787,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_text(r, 403, "application/json",
                          "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":"
                          "\"Forbidden: Origin not allowed\"}}");
-    if (strcmp(r->method, "OPTIONS") == 0 && r->route == ROUTE_MCP)
-        return send_text(r, 204, NULL, "");
-    switch (r->route) {
-    case ROUTE_HEALTHZ:
+    if (r->route == ROUTE_HEALTHZ)
         return send_text(r, 200, "text/plain", "ok\n");
+    if (r->route == ROUTE_READYZ)
+        return atomic_load(&h->is_stopping) ? send_text(r, 503, "text/plain", "stopping\n")
+                                            : send_text(r, 200, "text/plain", "ready\n");
+    if (r->route == ROUTE_METRICS)
+        return serve_metrics(r);
+    if (r->route == ROUTE_NOT_FOUND)
+        return send_text(r, 404, "text/plain", "Not Found");
+    if (strcmp(r->method, "OPTIONS") == 0)
+        return send_text(r, 204, NULL, "");
+    if (r->is_too_large) {
+        char text[160];
+        snprintf(text, sizeof(text),
+                 "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Request body "
+                 "larger than %ld bytes\"}}",
+                 h->cfg->max_body_bytes);
+        return send_text(r, 413, "application/json", text);
+    }
+    /* Unknown, revoked and unopenable tokens all look like a missing page: no hint, no OAuth. */
+    if (!authenticate(r))
+        return send_text(r, 404, "text/plain", "Not Found");
+    switch (r->route) {
     case ROUTE_MCP:
         return serve_mcp(r);
-    case ROUTE_NOT_FOUND:
-        break;
+    case ROUTE_SSE:
+        return serve_sse(r);
+    case ROUTE_MESSAGES:
+        return serve_messages(r);
+    default:
+        return send_text(r, 404, "text/plain", "Not Found");
     }
-    return send_text(r, 404, "text/plain", "Not Found");
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -430,16 +831,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     clock_gettime(CLOCK_MONOTONIC, &now);
     double ms = (double)(now.tv_sec - r->started.tv_sec) * 1e3 +
                 (double)(now.tv_nsec - r->started.tv_nsec) / 1e6;
+    metrics_http(r->status);
     log_msg(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_DEBUG : LOG_INFO,
             "event=http rid=%lu method=%s path=%s status=%d user=%s duration_ms=%.2f%s", r->id,
             r->method, r->masked_path, r->status, r->has_creds ? r->user_id : "-", ms,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
-    wipe_request(r);
+    request_release(r);
     *con_cls = NULL;
 }
 
 static void free_server(struct http_server *h)
 {
+    sse_hub_destroy(&h->hub);
+    ratelimit_destroy(&h->rl);
+    pthread_mutex_destroy(&h->legacy_lock);
     free(h->public_origin);
     free(h->public_host);
     free(h);
@@ -474,7 +879,12 @@ enum tm_err http_server_start(const struct config *cfg, struct store *store, str
     h->store = store;
     h->mcp = mcp;
     h->quiesced_fd = MHD_INVALID_SOCKET;
-    if (set_public_names(h) != TM_OK) {
+    pthread_mutex_init(&h->legacy_lock, NULL);
+    if (sse_hub_start(cfg->sse_keepalive_seconds * 1000, (size_t)cfg->max_body_bytes * 2,
+                      &h->hub) != TM_OK ||
+        ratelimit_create((double)cfg->rate_limit_rps, (double)cfg->rate_limit_burst,
+                         cfg->max_concurrent_calls, &h->rl) != TM_OK ||
+        set_public_names(h) != TM_OK) {
         free_server(h);
         return TM_ERR_NOMEM;
     }
@@ -525,8 +935,20 @@ void http_server_quiesce(struct http_server *h)
 {
     if (!h || !h->daemon)
         return;
+    atomic_store(&h->is_stopping, true);
     /* The daemon's threads may still look at the socket until it stops; close it after. */
     h->quiesced_fd = MHD_quiesce_daemon(h->daemon);
+}
+
+void http_server_end_streams(struct http_server *h)
+{
+    if (h)
+        sse_hub_end_all(h->hub);
+}
+
+size_t http_server_open_streams(struct http_server *h)
+{
+    return h ? sse_hub_count(h->hub) : 0;
 }
 
 void http_server_stop(struct http_server **hp)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin.h"
 #include "config.h"
@@ -108,6 +109,15 @@ static int parse_settings(struct config *cfg, int argc, char **argv, char **rest
     return 0;
 }
 
+/* Waits until no tool call is running, or `seconds` have passed. */
+static void wait_for_calls(struct mcp_server *mcp, long seconds)
+{
+    struct timespec tick = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+    for (long waited_ms = 0; mcp_calls_in_flight(mcp) > 0 && waited_ms < seconds * 1000;
+         waited_ms += 20)
+        nanosleep(&tick, NULL);
+}
+
 static int serve(struct config *cfg, const char *program)
 {
     int rc = 1;
@@ -166,6 +176,7 @@ static int serve(struct config *cfg, const char *program)
         .max_rows = cfg->max_rows,
         .max_result_bytes = cfg->max_result_bytes,
         .upstream_timeout_ms = cfg->upstream_timeout_ms,
+        .call_deadline_ms = cfg->call_deadline_ms,
     };
     if (session_table_create((size_t)cfg->max_sessions, cfg->session_idle_seconds, &sessions) !=
             TM_OK ||
@@ -192,11 +203,15 @@ static int serve(struct config *cfg, const char *program)
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    log_msg(LOG_INFO, "event=stopping signal=%d", sig);
+    log_msg(LOG_INFO, "event=stopping signal=%d calls_in_flight=%zu streams=%zu", sig,
+            mcp_calls_in_flight(mcp), http_server_open_streams(http));
+    /* No new connections; calls in flight get a bounded time to finish. */
+    http_server_quiesce(http);
+    wait_for_calls(mcp, cfg->shutdown_grace_seconds);
     rc = 0;
 out:
-    /* Reverse order: no new connections, end upstream calls (resuming their clients), stop. */
-    http_server_quiesce(http);
+    /* Reverse order: end streams and upstream calls (resuming their clients), then stop. */
+    http_server_end_streams(http);
     turso_transport_stop(&transport);
     http_server_stop(&http);
     dbaccess_destroy(&db);
@@ -252,6 +267,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         goto out;
     log_set_level(parse_level(cfg.log_level));
+    log_set_json(strcmp(cfg.log_format, "text") != 0);
     if (strcmp(command, "serve") == 0) {
         if (n_rest > 0) {
             fprintf(stderr, "unknown option %s (see turso-mcp --help)\n", rest[0]);

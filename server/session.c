@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -196,6 +197,17 @@ enum tm_err session_set_log_level(struct session_table *t, const char *id, const
     struct session *s = find_live(t, id, user_id);
     if (s)
         s->info.log_level = level;
+    pthread_mutex_unlock(&t->lock);
+    return s ? TM_OK : TM_ERR_NOT_FOUND;
+}
+
+enum tm_err session_set_version(struct session_table *t, const char *id, const char *user_id,
+                                const char *version)
+{
+    pthread_mutex_lock(&t->lock);
+    struct session *s = find_live(t, id, user_id);
+    if (s)
+        snprintf(s->info.version, sizeof(s->info.version), "%s", version);
     pthread_mutex_unlock(&t->lock);
     return s ? TM_OK : TM_ERR_NOT_FOUND;
 }

@@ -19,6 +19,11 @@ json_t *tool_error_result(const char *fmt, ...)
 
 json_t *tool_ok_result(json_t *structured, const char *summary, bool is_untrusted)
 {
+    return tool_result(structured, summary, is_untrusted, false);
+}
+
+json_t *tool_result(json_t *structured, const char *summary, bool is_untrusted, bool is_error)
+{
     json_t *result = NULL;
     char *data = NULL, *text = NULL;
     if (!structured)
@@ -43,6 +48,10 @@ json_t *tool_ok_result(json_t *structured, const char *summary, bool is_untruste
     snprintf(text, len, "%s\n%s%s%s", summary, open, data, close);
     result = json_pack("{s:[{s:s, s:s}], s:O}", "content", "type", "text", "text", text,
                        "structuredContent", structured);
+    if (result && is_error && json_object_set_new(result, "isError", json_true()) != 0) {
+        json_decref(result);
+        result = NULL;
+    }
 out:
     free(data);
     free(text);

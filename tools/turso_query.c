@@ -1,9 +1,10 @@
 /*
  * turso_query: runs exactly one SQL statement on the user's database
  * through Hrana over HTTP and returns its columns and rows, capped in rows
- * and bytes. Statement counting and the read-only check happen here,
- * before any call, because the local Turso server silently runs only the
- * first of several statements and does not enforce read-only tokens.
+ * and bytes. Statement counting happens here, before any call, because
+ * the local Turso server silently runs only the first of several
+ * statements; a read-only URL that Turso does not enforce goes through the
+ * shared read-only check (readonly.c) first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 
 #include "dbaccess.h"
 #include "hrana.h"
+#include "readonly.h"
+#include "rows.h"
 #include "sql_scan.h"
 #include "tool.h"
 
@@ -18,7 +21,17 @@
 struct query {
     struct tool_call *call;
     long max_rows;
+    json_t *requests;     /* the pipeline to send once the read-only check passes */
+    const char *database; /* borrowed from call->args; NULL for the default */
 };
+
+static void query_destroy(struct query *q)
+{
+    if (!q)
+        return;
+    json_decref(q->requests);
+    free(q);
+}
 
 static const char input_schema[] =
     "{\"type\":\"object\",\"properties\":{"
@@ -36,129 +49,8 @@ static const char input_schema[] =
     "\"required\":[\"sql\"],\"additionalProperties\":false}";
 
 static const char output_schema[] =
-    "{\"type\":\"object\",\"properties\":{"
-    "\"columns\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
-    "\"name\":{\"type\":[\"string\",\"null\"]},\"type\":{\"type\":[\"string\",\"null\"],"
-    "\"description\":\"declared column type, null for expressions\"}},"
-    "\"required\":[\"name\",\"type\"]}},"
-    "\"rows\":{\"type\":\"array\",\"items\":{\"type\":\"array\"},\"description\":\"Each cell: "
-    "null for NULL; a JSON integer for INTEGER within +-(2^53-1); a string for TEXT; "
-    "{type:'integer',value:'<decimal>'} for larger integers; {type:'float',value:n} for REAL "
-    "(value null when not finite); {type:'blob',base64:'...'} for BLOB.\"},"
-    "\"row_count\":{\"type\":\"integer\",\"description\":\"rows returned here\"},"
-    "\"rows_available\":{\"type\":\"integer\",\"description\":\"rows the statement produced\"},"
-    "\"truncated\":{\"type\":\"boolean\"},"
-    "\"affected_row_count\":{\"type\":\"integer\"},"
-    "\"last_insert_rowid\":{\"type\":\"string\"}},"
+    "{\"type\":\"object\",\"properties\":{" ROWS_SCHEMA_PROPERTIES "},"
     "\"required\":[\"columns\",\"rows\",\"row_count\",\"truncated\"]}";
-
-/* A rough size of a cell as JSON, for the byte cap; cheaper than serialising. */
-static size_t cell_size(const json_t *cell)
-{
-    switch (json_typeof(cell)) {
-    case JSON_STRING:
-        return json_string_length(cell) + 3;
-    case JSON_OBJECT: {
-        const json_t *b = json_object_get(cell, "base64");
-        const json_t *v = json_object_get(cell, "value");
-        return 32 + (b ? json_string_length(b) : 0) +
-               (json_is_string(v) ? json_string_length(v) : 24);
-    }
-    default:
-        return 24;
-    }
-}
-
-static json_t *build_columns(const json_t *cols)
-{
-    json_t *out = json_array();
-    size_t i;
-    const json_t *col;
-    json_array_foreach(cols, i, col)
-    {
-        const json_t *name = json_object_get(col, "name");
-        const json_t *decl = json_object_get(col, "decltype");
-        json_t *c = json_pack("{s:O, s:O}", "name", json_is_string(name) ? name : json_null(),
-                              "type", json_is_string(decl) ? decl : json_null());
-        if (!c || json_array_append_new(out, c) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-
-/*
- * Turns a StmtResult into the tool's structured result, applying the row
- * and byte caps. NULL with `why` set if the result is malformed.
- */
-static json_t *build_result(const json_t *sr, long max_rows, long max_bytes, const char **why)
-{
-    const json_t *cols = json_object_get(sr, "cols");
-    const json_t *rows = json_object_get(sr, "rows");
-    if (!json_is_array(cols) || !json_is_array(rows)) {
-        *why = "the result has no columns or rows";
-        return NULL;
-    }
-    json_t *out = NULL, *columns = build_columns(cols), *out_rows = json_array();
-    if (!columns || !out_rows)
-        goto fail;
-    size_t n_rows = json_array_size(rows), taken = 0, bytes = 0;
-    bool is_truncated = false;
-    for (size_t r = 0; r < n_rows; r++) {
-        if ((long)taken >= max_rows) {
-            is_truncated = true;
-            break;
-        }
-        const json_t *row = json_array_get(rows, r);
-        if (!json_is_array(row)) {
-            *why = "a row is not an array";
-            goto fail;
-        }
-        json_t *out_row = json_array();
-        size_t row_bytes = 0;
-        if (!out_row)
-            goto fail;
-        for (size_t c = 0; c < json_array_size(row); c++) {
-            json_t *cell = hrana_cell_from_value(json_array_get(row, c));
-            if (!cell) {
-                json_decref(out_row);
-                *why = "a value in a row is malformed";
-                goto fail;
-            }
-            row_bytes += cell_size(cell);
-            json_array_append_new(out_row, cell);
-        }
-        if (bytes + row_bytes > (size_t)max_bytes) {
-            json_decref(out_row);
-            is_truncated = true;
-            break;
-        }
-        bytes += row_bytes;
-        json_array_append_new(out_rows, out_row);
-        taken++;
-    }
-    out = json_pack("{s:o, s:o, s:I, s:I, s:b}", "columns", columns, "rows", out_rows, "row_count",
-                    (json_int_t)taken, "rows_available", (json_int_t)n_rows, "truncated",
-                    is_truncated);
-    columns = out_rows = NULL;
-    if (!out)
-        goto fail;
-    const json_t *affected = json_object_get(sr, "affected_row_count");
-    if (json_is_integer(affected))
-        json_object_set(out, "affected_row_count", (json_t *)affected);
-    const json_t *rowid = json_object_get(sr, "last_insert_rowid");
-    if (json_is_string(rowid))
-        json_object_set(out, "last_insert_rowid", (json_t *)rowid);
-    return out;
-fail:
-    json_decref(columns);
-    json_decref(out_rows);
-    json_decref(out);
-    if (!*why)
-        *why = "out of memory";
-    return NULL;
-}
 
 static void on_answer(const struct hrana_outcome *o, void *ctx)
 {
@@ -180,8 +72,8 @@ static void on_answer(const struct hrana_outcome *o, void *ctx)
     }
     const json_t *sr = json_object_get(response, "result");
     const char *why = NULL;
-    json_t *structured =
-        rc == TM_OK ? build_result(sr, q->max_rows, call->env->max_result_bytes, &why) : NULL;
+    size_t bytes_left = (size_t)call->env->max_result_bytes;
+    json_t *structured = rc == TM_OK ? rows_from_result(sr, q->max_rows, &bytes_left, &why) : NULL;
     if (!structured) {
         result = tool_error_result("Turso sent an answer that could not be read: %s",
                                    why ? why : "unexpected result shape");
@@ -201,15 +93,40 @@ static void on_answer(const struct hrana_outcome *o, void *ctx)
         snprintf(summary, sizeof(summary), "Returned %ld row%s.", n, n == 1 ? "" : "s");
     result = tool_ok_result(structured, summary, true);
 out:
-    free(q);
+    query_destroy(q);
     tool_call_finish(call, result);
+}
+
+/* Sends the query; finishes the call itself if that fails. Owns q. */
+static void send_query(struct query *q)
+{
+    struct tool_call *call = q->call;
+    enum tm_err rc = dbaccess_pipeline(call->env->db, call->creds, q->database, q->requests,
+                                       call->env->upstream_timeout_ms, on_answer, q);
+    if (rc != TM_OK) {
+        query_destroy(q);
+        tool_call_finish(call,
+                         tool_error_result("The query could not be sent: %s", tm_err_message(rc)));
+    }
+}
+
+static void on_checked(bool is_allowed, json_t *refusal, void *ctx)
+{
+    struct query *q = ctx;
+    if (is_allowed) {
+        send_query(q);
+        return;
+    }
+    struct tool_call *call = q->call;
+    query_destroy(q);
+    tool_call_finish(call, refusal);
 }
 
 static void run(struct tool_call *call)
 {
     const json_t *a = call->args;
     const struct creds *cr = call->creds;
-    json_t *stmt = NULL, *requests = NULL;
+    json_t *stmt = NULL;
     struct query *q = NULL;
     char err[256] = "";
     json_t *result = NULL;
@@ -273,39 +190,34 @@ static void run(struct tool_call *call)
                                    scan.n_statements);
         goto out;
     }
-    if (cr->is_read_only && !scan.is_read_only && !dbaccess_is_read_only_enforced(cr)) {
-        result = tool_error_result("This URL is read-only, and this statement may write (%s). "
-                                   "Only SELECT, VALUES, WITH ... SELECT and EXPLAIN statements "
-                                   "run here.",
-                                   scan.first_word[0] ? scan.first_word : "unknown statement");
-        goto out;
-    }
-
     stmt = hrana_stmt(sql, json_is_null(args) ? NULL : args, err, sizeof(err));
     if (!stmt) {
         result = tool_error_result("Invalid args: %s", err);
         goto out;
     }
-    requests = json_pack("[{s:s, s:O}]", "type", "execute", "stmt", stmt);
     q = calloc(1, sizeof(*q));
-    if (!requests || !q) {
-        result = tool_error_result("out of memory");
+    if (!q)
         goto out;
-    }
+    q->requests = json_pack("[{s:s, s:O}]", "type", "execute", "stmt", stmt);
+    if (!q->requests)
+        goto out;
     q->call = call;
     q->max_rows = max_rows;
-    enum tm_err rc = dbaccess_pipeline(call->env->db, cr, json_string_value(db), requests,
-                                       call->env->upstream_timeout_ms, on_answer, q);
-    if (rc != TM_OK) {
-        result = tool_error_result("The query could not be sent: %s", tm_err_message(rc));
-        goto out;
-    }
-    q = NULL; /* on_answer owns it now and finishes the call */
+    q->database = json_string_value(db);
     is_sent = true;
+    if (cr->is_read_only && !dbaccess_is_read_only_enforced(cr)) {
+        if (readonly_check(call, q->database, &sql, 1, "This URL is read-only", on_checked, q) !=
+            TM_OK) {
+            is_sent = false;
+            goto out;
+        }
+    } else {
+        send_query(q);
+    }
+    q = NULL; /* the check or on_answer owns it now and finishes the call */
 out:
-    free(q);
+    query_destroy(q);
     json_decref(stmt);
-    json_decref(requests);
     /* A NULL result (out of memory) still finishes: the caller answers with an internal error. */
     if (!is_sent)
         tool_call_finish(call, result);

@@ -685,7 +685,11 @@ static void transport_message(struct pipeline_call *c, const struct turso_reply 
                  r->message);
         break;
     case TM_ERR_TIMEOUT:
-        if (c->timeout_ms > 0)
+        /* The call's deadline, not this pipeline's timeout, ran out. */
+        if (r->is_deadline)
+            snprintf(c->message, sizeof(c->message),
+                     "The call ran out of time before Turso answered (%s)", c->origin);
+        else if (c->timeout_ms > 0)
             snprintf(c->message, sizeof(c->message), "Turso did not answer within %ld ms (%s)",
                      c->timeout_ms, c->origin);
         else

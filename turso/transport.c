@@ -4,17 +4,25 @@
  * it under `lock` and wake the thread with curl_multi_wakeup; the thread adds
  * queued transfers to the multi handle, drives them with curl_multi_poll and
  * runs each completion callback holding no lock, so a callback may submit
- * again. Hrana and the Platform API sit above; this file knows neither.
+ * again. Each transfer carries the call group of the thread that submitted
+ * it: cancelling a group marks its transfers under `lock` and the thread ends
+ * them; a group's deadline shortens each transfer's timeout. Hrana and the
+ * Platform API sit above; this file knows neither.
  */
 #include "turso_transport.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "metrics.h"
 
 #define TRANSPORT_CONNECT_TIMEOUT_MS 5000L
 #define TRANSPORT_TOTAL_TIMEOUT_MS   30000L
@@ -23,6 +31,14 @@
 /* Only an upper bound: submissions and stop wake the thread at once, and
  * curl_multi_poll shortens the wait to curl's own next timeout. */
 #define TRANSPORT_POLL_MS 1000
+/* How many cancelled group ids are remembered for later submissions. */
+#define TRANSPORT_CANCELLED_MAX 1024
+
+/* The submitting thread's call group; see turso_transport_set_group. */
+static _Thread_local struct turso_call_group current_group;
+
+/* The last group id handed out; ids start at 1. */
+static atomic_uint_fast64_t last_group_id;
 
 /* Where turso_transport_call waits; lives on the caller's stack. */
 struct sync_wait {
@@ -47,10 +63,16 @@ struct xfer {
     bool is_too_large; /* the write callback refused data over max_len */
     bool is_nomem;     /* the write callback could not grow resp */
     char errbuf[CURL_ERROR_SIZE];
-    turso_reply_fn fn; /* NULL when waiter is set */
+    long timeout_ms;               /* total timeout; cut to the deadline at start */
+    struct turso_call_group group; /* the submitter's group, fixed at submit */
+    bool is_deadline_bound;        /* the group's deadline, not timeout_ms, limits it */
+    bool is_cancelled;             /* guarded by the transport's lock */
+    turso_reply_fn fn;             /* NULL when waiter is set */
     void *ctx;
     struct sync_wait *waiter; /* set by turso_transport_call */
-    struct xfer *prev;        /* links in the queue (next only) or the active list */
+    /* Links in the queue (next only) or the active list; changed under the
+     * transport's lock, so that cancel_group can walk both. */
+    struct xfer *prev;
     struct xfer *next;
 };
 
@@ -63,20 +85,35 @@ struct turso_transport {
     int n_share_locks; /* how many of share_locks are initialised */
     pthread_t thread;
     bool has_thread;
-    /* Protects queue_head, queue_tail and is_stopping. Taken by submitters on
-     * any thread and briefly by the transport thread; never held while a
-     * callback runs or while curl works. */
+    /* Protects the queue, is_stopping, the links of the active list, every
+     * transfer's is_cancelled, has_cancels and the cancelled ring. Taken by
+     * submitters and cancellers on any thread and briefly by the transport
+     * thread; never held while a callback runs or while curl works. */
     pthread_mutex_t lock;
     bool has_lock;
     struct xfer *queue_head;
     struct xfer *queue_tail;
     bool is_stopping;
-    struct xfer *active; /* in the multi handle; only the transport thread touches it */
+    /* In the multi handle. Only the transport thread adds and unlinks
+     * (holding lock); cancel_group reads it holding lock. */
+    struct xfer *active;
+    bool has_cancels; /* some active transfer has is_cancelled set */
+    /* The last TRANSPORT_CANCELLED_MAX cancelled group ids, oldest
+     * overwritten first; 0 marks an empty slot. */
+    uint64_t cancelled[TRANSPORT_CANCELLED_MAX];
+    size_t cancelled_next; /* the slot the next id goes to */
     long connect_timeout_ms;
     long total_timeout_ms;
     size_t max_response_len;
     char *user_agent;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *userptr)
 {
@@ -240,7 +277,10 @@ static enum tm_err xfer_create(struct turso_transport *t, const struct turso_req
     if (!x->easy)
         goto out;
     CURL *e = x->easy;
-    long timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : t->total_timeout_ms;
+    /* Set on the handle when the transfer starts, shortened by the group's
+     * deadline as it stands then. */
+    x->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : t->total_timeout_ms;
+    x->group = current_group;
     CURLcode rc = CURLE_OK;
     /* Each setopt below only copies or stores; any failure is out of memory
      * or an unsupported option, both fatal for this request. */
@@ -248,7 +288,6 @@ static enum tm_err xfer_create(struct turso_transport *t, const struct turso_req
     rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
-    rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     rc |= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
@@ -290,6 +329,18 @@ out:
     return err;
 }
 
+/* Whether `id` is among the remembered cancelled groups. Holding t->lock. */
+static bool is_group_cancelled(const struct turso_transport *t, uint64_t id)
+{
+    if (id == 0)
+        return false;
+    for (size_t i = 0; i < TRANSPORT_CANCELLED_MAX; i++) {
+        if (t->cancelled[i] == id)
+            return true;
+    }
+    return false;
+}
+
 /* Queues `x` for the transport thread, or refuses it when stopping. */
 static enum tm_err enqueue(struct turso_transport *t, struct xfer *x)
 {
@@ -298,6 +349,8 @@ static enum tm_err enqueue(struct turso_transport *t, struct xfer *x)
         pthread_mutex_unlock(&t->lock);
         return TM_ERR_CANCELLED;
     }
+    /* A group cancelled before this submission: the thread ends it at once. */
+    x->is_cancelled = is_group_cancelled(t, x->group.id);
     x->next = NULL;
     if (t->queue_tail)
         t->queue_tail->next = x;
@@ -319,12 +372,17 @@ static enum tm_err enqueue(struct turso_transport *t, struct xfer *x)
 static void finish(struct xfer *x, enum tm_err err, long status, const char *message)
 {
     struct turso_reply reply;
+    double seconds = 0;
+    if (x->easy)
+        curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &seconds);
+    metrics_upstream(err != TM_OK || status < 200 || status > 299, seconds * 1000.0);
 
     /* The transfer is over: wipe the bearer before anyone else runs. */
     xfer_release_curl(x);
 
     memset(&reply, 0, sizeof(reply));
     reply.err = err;
+    reply.is_deadline = err == TM_ERR_TIMEOUT && x->is_deadline_bound;
     if (err == TM_OK) {
         reply.status = status;
     } else {
@@ -346,7 +404,12 @@ static void finish(struct xfer *x, enum tm_err err, long status, const char *mes
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);
     } else {
+        /* Whatever the callback submits joins the transfer's group; what it
+         * sets itself does not outlive it. */
+        struct turso_call_group saved = current_group;
+        current_group = x->group;
         x->fn(&reply, x->ctx);
+        current_group = saved;
     }
     xfer_destroy(x);
 }
@@ -371,6 +434,18 @@ static enum tm_err map_curl_error(CURLcode rc)
 /* Turns curl's verdict on a finished transfer into a reply. */
 static void complete(struct xfer *x, CURLcode rc)
 {
+    /* When the deadline cut the timeout, a timeout once it has passed is the
+     * deadline's; a connect timeout fires earlier, while time is left. */
+    if (rc == CURLE_OPERATION_TIMEDOUT && x->is_deadline_bound &&
+        mono_ms() >= x->group.deadline_ms) {
+        char message[128];
+        snprintf(message, sizeof(message),
+                 "the call ran out of time (%ld ms left for this request)", x->timeout_ms);
+        finish(x, TM_ERR_TIMEOUT, 0, message);
+        return;
+    }
+    /* Any other timeout is the request's own: not reported as the deadline. */
+    x->is_deadline_bound = false;
     if (rc == CURLE_OK) {
         long status = 0;
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -391,6 +466,7 @@ static void complete(struct xfer *x, CURLcode rc)
     finish(x, map_curl_error(rc), 0, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
 }
 
+/* The two below run on the transport thread, holding t->lock. */
 static void active_unlink(struct turso_transport *t, struct xfer *x)
 {
     if (x->prev)
@@ -426,35 +502,134 @@ static void drain_done(struct turso_transport *t)
         curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
         struct xfer *x = (struct xfer *)priv;
         curl_multi_remove_handle(t->multi, e);
+        pthread_mutex_lock(&t->lock);
         active_unlink(t, x);
+        pthread_mutex_unlock(&t->lock);
         complete(x, rc);
     }
 }
 
-/* Ends every queued and running transfer with TM_ERR_CANCELLED. */
-static void cancel_all(struct turso_transport *t, struct xfer *queued)
+/*
+ * Ends every queued and running transfer with TM_ERR_CANCELLED. Callbacks
+ * cannot queue more (submit refuses once stopping), so this ends.
+ */
+static void cancel_all(struct turso_transport *t)
 {
-    while (queued) {
-        struct xfer *next = queued->next;
-        finish(queued, TM_ERR_CANCELLED, 0, "the transport is stopping");
-        queued = next;
-    }
-    while (t->active) {
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
         struct xfer *x = t->active;
-        curl_multi_remove_handle(t->multi, x->easy);
-        active_unlink(t, x);
+        bool is_active = x != NULL;
+        if (x) {
+            active_unlink(t, x);
+        } else {
+            x = t->queue_head;
+            if (x) {
+                t->queue_head = x->next;
+                if (!t->queue_head)
+                    t->queue_tail = NULL;
+                x->next = NULL;
+            }
+        }
+        pthread_mutex_unlock(&t->lock);
+        if (!x)
+            break;
+        if (is_active)
+            curl_multi_remove_handle(t->multi, x->easy);
         finish(x, TM_ERR_CANCELLED, 0, "the transport is stopping");
     }
-    /* Callbacks above cannot queue more (submit refuses once stopping), but
-     * a submit that raced with stop may have slipped in before the flag. */
+}
+
+/* Ends the running transfers that turso_transport_cancel_group marked. */
+static void end_cancelled(struct turso_transport *t)
+{
+    struct xfer *ended = NULL;
     pthread_mutex_lock(&t->lock);
-    queued = t->queue_head;
-    t->queue_head = t->queue_tail = NULL;
+    if (t->has_cancels) {
+        t->has_cancels = false;
+        struct xfer *x = t->active;
+        while (x) {
+            struct xfer *next = x->next;
+            if (x->is_cancelled) {
+                active_unlink(t, x);
+                x->next = ended;
+                ended = x;
+            }
+            x = next;
+        }
+    }
     pthread_mutex_unlock(&t->lock);
-    while (queued) {
-        struct xfer *next = queued->next;
-        finish(queued, TM_ERR_CANCELLED, 0, "the transport is stopping");
-        queued = next;
+    while (ended) {
+        struct xfer *x = ended;
+        ended = x->next;
+        x->next = NULL;
+        curl_multi_remove_handle(t->multi, x->easy);
+        finish(x, TM_ERR_CANCELLED, 0, "the call was cancelled");
+    }
+}
+
+/*
+ * Starts the transfers queued so far, or ends those whose group was
+ * cancelled or is out of time. Each leaves the queue and joins the active
+ * list in one hold of the lock, so a cancel always finds it in one of them.
+ * Transfers queued meanwhile (by the callbacks run here) wait for the next
+ * turn, which comes at once since submitting wakes the thread.
+ */
+static void start_queued(struct turso_transport *t)
+{
+    pthread_mutex_lock(&t->lock);
+    struct xfer *last = t->queue_tail;
+    pthread_mutex_unlock(&t->lock);
+    bool is_last = last == NULL;
+    while (!is_last) {
+        enum tm_err err = TM_OK;
+        uint64_t late_ms = 0;
+        pthread_mutex_lock(&t->lock);
+        struct xfer *x = t->queue_head;
+        t->queue_head = x->next;
+        if (!t->queue_head)
+            t->queue_tail = NULL;
+        x->next = NULL;
+        is_last = x == last;
+        if (x->is_cancelled) {
+            err = TM_ERR_CANCELLED;
+        } else if (x->group.deadline_ms != 0) {
+            /* Differences in unsigned arithmetic: any int64 deadline is safe. */
+            int64_t now = mono_ms();
+            if (x->group.deadline_ms <= now) {
+                err = TM_ERR_TIMEOUT;
+                late_ms = (uint64_t)now - (uint64_t)x->group.deadline_ms;
+                x->is_deadline_bound = true;
+            } else {
+                uint64_t left_ms = (uint64_t)x->group.deadline_ms - (uint64_t)now;
+                if (left_ms < (uint64_t)x->timeout_ms) {
+                    x->timeout_ms = (long)left_ms;
+                    x->is_deadline_bound = true;
+                }
+            }
+        }
+        if (err == TM_OK)
+            active_add(t, x);
+        pthread_mutex_unlock(&t->lock);
+
+        if (err == TM_ERR_CANCELLED) {
+            finish(x, err, 0, "the call was cancelled");
+            continue;
+        }
+        if (err == TM_ERR_TIMEOUT) {
+            char message[128];
+            snprintf(message, sizeof(message),
+                     "the call ran out of time (its deadline passed %llu ms ago)",
+                     (unsigned long long)late_ms);
+            finish(x, err, 0, message);
+            continue;
+        }
+        if (curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, x->timeout_ms) != CURLE_OK ||
+            curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
+            pthread_mutex_lock(&t->lock);
+            active_unlink(t, x);
+            pthread_mutex_unlock(&t->lock);
+            finish(x, TM_ERR_INTERNAL, 0, "could not start the transfer");
+        }
     }
 }
 
@@ -463,24 +638,15 @@ static void *run(void *arg)
     struct turso_transport *t = arg;
     for (;;) {
         pthread_mutex_lock(&t->lock);
-        struct xfer *incoming = t->queue_head;
-        t->queue_head = t->queue_tail = NULL;
         bool is_stopping = t->is_stopping;
         pthread_mutex_unlock(&t->lock);
 
         if (is_stopping) {
-            cancel_all(t, incoming);
+            cancel_all(t);
             break;
         }
-        while (incoming) {
-            struct xfer *x = incoming;
-            incoming = x->next;
-            if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
-                finish(x, TM_ERR_INTERNAL, 0, "could not start the transfer");
-                continue;
-            }
-            active_add(t, x);
-        }
+        end_cancelled(t);
+        start_queued(t);
         int n_running = 0;
         curl_multi_perform(t->multi, &n_running);
         drain_done(t);
@@ -659,6 +825,61 @@ fail:
     out->err = err;
     snprintf(out->message, sizeof(out->message), "%s", tm_err_message(err));
     return err;
+}
+
+void turso_transport_set_group(const struct turso_call_group *g)
+{
+    if (g) {
+        current_group = *g;
+    } else {
+        memset(&current_group, 0, sizeof(current_group));
+    }
+}
+
+struct turso_call_group turso_transport_get_group(void)
+{
+    return current_group;
+}
+
+uint64_t turso_transport_new_group_id(void)
+{
+    uint64_t id;
+    do {
+        id = (uint64_t)atomic_fetch_add(&last_group_id, 1) + 1;
+    } while (id == 0);
+    return id;
+}
+
+void turso_transport_cancel_group(struct turso_transport *t, uint64_t group_id)
+{
+    if (!t || group_id == 0)
+        return;
+    bool is_marked = false;
+    pthread_mutex_lock(&t->lock);
+    /* Remembered once, so that repeating a cancel pushes out no other id. */
+    if (!is_group_cancelled(t, group_id)) {
+        t->cancelled[t->cancelled_next] = group_id;
+        t->cancelled_next = (t->cancelled_next + 1) % TRANSPORT_CANCELLED_MAX;
+    }
+    /* Queued transfers are ended by start_queued, running ones by
+     * end_cancelled; both on the transport thread, so callbacks run there. */
+    for (struct xfer *x = t->queue_head; x; x = x->next) {
+        if (x->group.id == group_id && !x->is_cancelled) {
+            x->is_cancelled = true;
+            is_marked = true;
+        }
+    }
+    for (struct xfer *x = t->active; x; x = x->next) {
+        if (x->group.id == group_id && !x->is_cancelled) {
+            x->is_cancelled = true;
+            t->has_cancels = true;
+            is_marked = true;
+        }
+    }
+    /* Under the lock, as in enqueue: stop cannot free the multi handle yet. */
+    if (is_marked)
+        curl_multi_wakeup(t->multi);
+    pthread_mutex_unlock(&t->lock);
 }
 
 void turso_reply_cleanup(struct turso_reply *r)

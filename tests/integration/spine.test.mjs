@@ -473,11 +473,18 @@ describe('turso-mcp spine', () => {
       assert.deepEqual(p.json, { jsonrpc: '2.0', id: 8, result: {} });
     });
 
-    test('GET on the endpoint is 405 (no server stream), never 401', async () => {
+    test('GET opens the session stream as text/event-stream; a session-less GET is 400, never 401', async () => {
       const s = await rawInitialize(url);
-      const g = await fetch(url, { headers: { accept: 'text/event-stream', ...s.headers }, signal: AbortSignal.timeout(5000) });
-      await g.arrayBuffer();
-      assert.equal(g.status, 405);
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), 5000);
+      try {
+        const g = await fetch(url, { headers: { accept: 'text/event-stream', ...s.headers }, signal: ac.signal });
+        assert.equal(g.status, 200);
+        assert.match(g.headers.get('content-type') ?? '', /^text\/event-stream/);
+      } finally {
+        clearTimeout(timer);
+        ac.abort();
+      }
       const probe = await fetch(url, { headers: { accept: 'application/json, text/event-stream' }, signal: AbortSignal.timeout(5000) });
       await probe.arrayBuffer();
       assert.ok([400, 405].includes(probe.status), `session-less GET probe: ${probe.status}`);

@@ -16,6 +16,7 @@ static struct mcp_server *server;
 static struct tool_env env = {.max_rows = 10, .max_result_bytes = 4096, .upstream_timeout_ms = 100};
 static struct creds user_creds = {.label = "t", .db_url = NULL};
 static const char *user = "0123456789abcdef";
+static bool accept_sse; /* what the next exchange says it accepts */
 
 /* What one exchange produced, with the body parsed. */
 struct exchange {
@@ -23,9 +24,10 @@ struct exchange {
     json_t *body; /* NULL when there was none */
     char session_id[SESSION_ID_LEN + 1];
     const char *allow;
+    bool is_event_stream;
 };
 
-static void on_reply(struct mcp_reply *reply, void *ctx)
+static void on_done(void *ctx, struct mcp_reply *reply)
 {
     struct mcp_reply *out = ctx;
     *out = *reply;
@@ -42,18 +44,21 @@ static struct exchange exchange_full(const char *http_method, const char *body, 
         .session_id = sid,
         .protocol_version = version,
         .content_type = content_type,
+        .accepts_sse = accept_sse,
         .body = body,
         .body_len = body ? strlen(body) : 0,
     };
     struct mcp_reply reply, late = {0};
     late.status = -1;
-    enum mcp_status st = mcp_handle(server, &req, &reply, on_reply, &late);
+    struct mcp_sink sink = {.done = on_done, .ctx = &late};
+    enum mcp_status st = mcp_handle(server, &req, &reply, &sink);
     if (st == MCP_PENDING) {
         /* Every tool call here fails validation, so it has finished already. */
         ASSERT(late.status != -1);
         reply = late;
     }
-    struct exchange ex = {.status = reply.status, .allow = reply.allow};
+    struct exchange ex = {
+        .status = reply.status, .allow = reply.allow, .is_event_stream = reply.is_event_stream};
     memcpy(ex.session_id, reply.session_id, sizeof(ex.session_id));
     if (reply.body) {
         ex.body = json_loadb(reply.body, reply.body_len, 0, NULL);
@@ -147,7 +152,8 @@ static void test_invalid_envelopes(void)
         struct exchange ex = post(bodies[i], NULL);
         ASSERT_INT_EQ(ex.status, 400);
         int code = error_code(&ex);
-        if (code != -32600 && code != -32700)
+        /* Arrays without a session are refused for the missing session (-32000). */
+        if (code != -32600 && code != -32700 && code != -32000)
             TEST_FAIL("body %zu: code %d", i, code);
         exchange_cleanup(&ex);
     }
@@ -266,10 +272,104 @@ static void test_sessions(void)
     ASSERT_INT_EQ(ex.status, 400);
     exchange_cleanup(&ex);
 
+    /* GET opens the server-to-client stream of a live session, for clients that accept SSE. */
     ex = exchange_full("GET", NULL, NULL, NULL, NULL, &user_creds, user);
+    ASSERT_INT_EQ(ex.status, 400);
+    exchange_cleanup(&ex);
+    open_session(sid);
+    ex = exchange_full("GET", NULL, sid, NULL, NULL, &user_creds, user);
+    ASSERT_INT_EQ(ex.status, 406);
+    exchange_cleanup(&ex);
+    accept_sse = true;
+    ex = exchange_full("GET", NULL, sid, NULL, NULL, &user_creds, user);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT(ex.is_event_stream);
+    exchange_cleanup(&ex);
+    ex = exchange_full("GET", NULL, "00000000000000000000000000000000", NULL, NULL, &user_creds,
+                       user);
+    ASSERT_INT_EQ(ex.status, 404);
+    exchange_cleanup(&ex);
+    accept_sse = false;
+    ex = exchange_full("PUT", NULL, sid, NULL, NULL, &user_creds, user);
     ASSERT_INT_EQ(ex.status, 405);
     ASSERT_NOT_NULL(ex.allow);
     ASSERT_NULL(ex.body);
+    exchange_cleanup(&ex);
+}
+
+/* Opens a session that negotiated `version`. */
+static void open_session_version(const char *version, char sid[SESSION_ID_LEN + 1])
+{
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"%s\"}}",
+             version);
+    struct exchange ex = post(body, NULL);
+    ASSERT_INT_EQ(ex.status, 200);
+    memcpy(sid, ex.session_id, SESSION_ID_LEN + 1);
+    exchange_cleanup(&ex);
+}
+
+static void test_batches(void)
+{
+    const char *batch = "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"},"
+                        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"},"
+                        "{\"jsonrpc\":\"2.0\",\"id\":\"b\",\"method\":\"nope\"},"
+                        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{"
+                        "\"name\":\"turso_query\",\"arguments\":{}}},"
+                        "{\"jsonrpc\":\"1.0\",\"id\":4,\"method\":\"ping\"}]";
+    char sid[SESSION_ID_LEN + 1];
+    /* Only 2025-03-26 has batches. */
+    open_session_version("2025-06-18", sid);
+    struct exchange ex = post(batch, sid);
+    ASSERT_INT_EQ(ex.status, 400);
+    exchange_cleanup(&ex);
+
+    open_session_version("2025-03-26", sid);
+    ex = post(batch, sid);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT(json_is_array(ex.body));
+    /* One answer per request, in order; none for the notification. */
+    ASSERT_INT_EQ(json_array_size(ex.body), 4);
+    ASSERT_INT_EQ(json_integer_value(json_object_get(json_array_get(ex.body, 0), "id")), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(ex.body, 1), "id")), "b");
+    ASSERT_INT_EQ(json_integer_value(json_object_get(
+                      json_object_get(json_array_get(ex.body, 1), "error"), "code")),
+                  -32601);
+    const json_t *call = json_array_get(ex.body, 2);
+    ASSERT_INT_EQ(json_integer_value(json_object_get(call, "id")), 3);
+    ASSERT(json_is_true(json_object_get(json_object_get(call, "result"), "isError")));
+    ASSERT_INT_EQ(json_integer_value(json_object_get(
+                      json_object_get(json_array_get(ex.body, 3), "error"), "code")),
+                  -32600);
+    exchange_cleanup(&ex);
+
+    ex = post("[{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}]", sid);
+    ASSERT_INT_EQ(ex.status, 202);
+    exchange_cleanup(&ex);
+    ex = post("[]", sid);
+    ASSERT_INT_EQ(ex.status, 400);
+    exchange_cleanup(&ex);
+    ex = post("[{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"initialize\",\"params\":{"
+              "\"protocolVersion\":\"2025-03-26\"}}]",
+              sid);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT_INT_EQ(json_integer_value(json_object_get(
+                      json_object_get(json_array_get(ex.body, 0), "error"), "code")),
+                  -32600);
+    exchange_cleanup(&ex);
+}
+
+static void test_cancel_unknown(void)
+{
+    char sid[SESSION_ID_LEN + 1];
+    open_session(sid);
+    /* Unknown or finished ids are ignored: a 202 like any notification. */
+    struct exchange ex = post("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\","
+                              "\"params\":{\"requestId\":77}}",
+                              sid);
+    ASSERT_INT_EQ(ex.status, 202);
     exchange_cleanup(&ex);
 }
 
@@ -340,6 +440,29 @@ static void test_methods(void)
             has_query = true;
     }
     ASSERT(has_query);
+    /* The SQL tools' annotations tell the truth about them. */
+    const struct {
+        const char *name;
+        bool is_read_only, is_destructive, is_idempotent;
+    } hints[] = {
+        {"turso_batch_execute", false, true, false},
+        {"turso_schema_inspector", true, false, true},
+    };
+    for (size_t k = 0; k < sizeof(hints) / sizeof(hints[0]); k++) {
+        const json_t *found = NULL;
+        json_array_foreach(tools, i, t)
+        {
+            if (strcmp(json_string_value(json_object_get(t, "name")), hints[k].name) == 0)
+                found = t;
+        }
+        ASSERT_NOT_NULL(found);
+        const json_t *an = json_object_get(found, "annotations");
+        ASSERT(json_is_true(json_object_get(an, "readOnlyHint")) == hints[k].is_read_only);
+        ASSERT(json_is_true(json_object_get(an, "destructiveHint")) == hints[k].is_destructive);
+        ASSERT(json_is_true(json_object_get(an, "idempotentHint")) == hints[k].is_idempotent);
+        ASSERT(json_is_false(json_object_get(an, "openWorldHint")));
+        ASSERT(json_string_length(json_object_get(found, "description")) > 200);
+    }
     exchange_cleanup(&ex);
 
     ex = post("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"cursor\":"
@@ -432,6 +555,108 @@ static void test_tool_calls(void)
     exchange_cleanup(&ex);
 }
 
+/* Calls `tool` with `arguments` (JSON text) and returns the error text, which must contain `want`.
+ */
+static void expect_tool_error(const char *sid, const struct creds *cr, const char *tool,
+                              const char *arguments, const char *want)
+{
+    char *body = NULL;
+    size_t len = strlen(arguments) + strlen(tool) + 128;
+    body = malloc(len);
+    ASSERT_NOT_NULL(body);
+    snprintf(body, len,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{"
+             "\"name\":\"%s\",\"arguments\":%s}}",
+             tool, arguments);
+    struct exchange ex = exchange_full("POST", body, sid, NULL, NULL, cr, user);
+    free(body);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT_NULL(json_object_get(ex.body, "error"));
+    const char *text = tool_error_text(&ex);
+    if (!strstr(text, want))
+        TEST_FAIL("%s %s: \"%s\" not in \"%s\"", tool, arguments, want, text);
+    exchange_cleanup(&ex);
+}
+
+static void test_sql_tool_arguments(void)
+{
+    char sid[SESSION_ID_LEN + 1];
+    open_session(sid);
+    const struct creds *cr = &user_creds;
+    const char *b = "turso_batch_execute";
+    expect_tool_error(sid, cr, b, "{}", "\"statements\" is required");
+    expect_tool_error(sid, cr, b, "{\"statements\":[]}", "\"statements\" is required");
+    expect_tool_error(sid, cr, b, "{\"statements\":\"SELECT 1\"}", "an array of 1 to 100");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\"}],\"x\":1}",
+                      "Unknown argument \"x\"");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\"},{\"sql\":5}]}",
+                      "statements[1] (statement 2 of 2) needs \"sql\"");
+    expect_tool_error(sid, cr, b, "{\"statements\":[\"SELECT 1\"]}",
+                      "statements[0] (statement 1 of 1) must be an object");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\",\"params\":[]}]}",
+                      "unknown member \"params\"");
+    expect_tool_error(sid, cr, b,
+                      "{\"statements\":[{\"sql\":\"SELECT 1\"},{\"sql\":\"SELECT 2\"},"
+                      "{\"sql\":\"INSERT INTO t VALUES (1); DELETE FROM t\"}]}",
+                      "The SQL of statements[2] (statement 3 of 3) holds 2 statements");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\" -- nothing\"}]}",
+                      "holds no statement");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 'a\"}]}", "never closes");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"BEGIN\"},{\"sql\":\"SELECT 1\"}]}",
+                      "is a BEGIN statement, but turso_batch_execute manages the transaction");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"commit\"}],\"transaction\":false}",
+                      "is a COMMIT statement");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT ?\",\"args\":[[1]]}]}",
+                      "Invalid args in statements[0] (statement 1 of 1): argument 1");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\",\"args\":\"x\"}]}",
+                      "\"args\" must be an array");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\"}],\"mode\":\"fast\"}",
+                      "\"mode\" must be \"write\", \"read\" or \"deferred\"");
+    expect_tool_error(sid, cr, b,
+                      "{\"statements\":[{\"sql\":\"SELECT 1\"}],\"mode\":\"read\","
+                      "\"transaction\":false}",
+                      "applies only to a transaction");
+    expect_tool_error(sid, cr, b, "{\"statements\":[{\"sql\":\"SELECT 1\"}],\"transaction\":1}",
+                      "\"transaction\" must be true or false");
+
+    /* The caps. */
+    size_t n = 101, len = n * 24 + 64;
+    char *many = malloc(len);
+    ASSERT_NOT_NULL(many);
+    size_t at = (size_t)snprintf(many, len, "{\"statements\":[");
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)snprintf(many + at, len - at, "%s{\"sql\":\"SELECT 1\"}", i ? "," : "");
+    snprintf(many + at, len - at, "]}");
+    expect_tool_error(sid, cr, b, many, "at most 100 statements, and this one has 101");
+    free(many);
+    size_t big = 1024 * 1024 + 10;
+    char *huge = malloc(big + 64);
+    ASSERT_NOT_NULL(huge);
+    at = (size_t)snprintf(huge, big + 64, "{\"statements\":[{\"sql\":\"SELECT '");
+    memset(huge + at, 'x', big);
+    snprintf(huge + at + big, 64, "'\"}]}");
+    expect_tool_error(sid, cr, b, huge, "at most 1048576 bytes");
+    free(huge);
+
+    /* Read-only: a write is refused before anything is sent (no Turso here). */
+    struct creds ro = {.label = "ro", .db_url = "http://127.0.0.1:1", .is_read_only = true};
+    expect_tool_error(sid, &ro, b,
+                      "{\"statements\":[{\"sql\":\"SELECT 1\"},{\"sql\":\"DELETE FROM t\"}]}",
+                      "This URL is read-only, and statement 2 of 2 (index 1) may write (DELETE)");
+    expect_tool_error(sid, &ro, b, "{\"statements\":[{\"sql\":\"SELECT 1\"}],\"mode\":\"write\"}",
+                      "mode \"write\" is not available");
+    expect_tool_error(sid, cr, b,
+                      "{\"statements\":[{\"sql\":\"INSERT INTO t VALUES (1)\"}],\"mode\":"
+                      "\"read\"}",
+                      "The batch is in mode \"read\"");
+
+    const char *s = "turso_schema_inspector";
+    expect_tool_error(sid, cr, s, "{\"table\":5}", "\"table\" must be the name of a table");
+    expect_tool_error(sid, cr, s, "{\"table\":\"\"}", "\"table\" must be the name of a table");
+    expect_tool_error(sid, cr, s, "{\"tables\":\"t\"}", "Unknown argument \"tables\"");
+    expect_tool_error(sid, cr, s, "{\"database\":[]}", "\"database\" must be a string");
+}
+
 int main(void)
 {
     ASSERT(sodium_init() >= 0);
@@ -450,6 +675,9 @@ int main(void)
     RUN(test_notifications_and_responses);
     RUN(test_methods);
     RUN(test_tool_calls);
+    RUN(test_batches);
+    RUN(test_cancel_unknown);
+    RUN(test_sql_tool_arguments);
     mcp_server_destroy(&server);
     session_table_destroy(&sessions);
     tool_registry_cleanup();

@@ -654,7 +654,7 @@ static void test_tampered_blob(void)
         char *log = find_logged(s, token, &err);
         ASSERT_INT_EQ(err, TM_ERR_DENIED);
         /* One warning naming the public id, and nothing of the token. */
-        ASSERT_NOT_NULL(strstr(log, "event=store_open_failed"));
+        ASSERT_NOT_NULL(strstr(log, "\"event\":\"store_open_failed\""));
         ASSERT_NOT_NULL(strstr(log, id));
         ASSERT_NULL(strstr(log, token));
         ASSERT_NULL(strstr(log, SECRET_DB_TOKEN));

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,6 +82,7 @@ enum srv_mode {
     MODE_BAD_COUNT,    /* 200 with no results at all */
     MODE_NOT_JSON,     /* 200 with HTML */
     MODE_STALL,        /* never answers in time */
+    MODE_LOCAL_STALL,  /* rejects close as the local tursodb does, then stalls */
 };
 
 struct srv {
@@ -275,6 +277,14 @@ static enum MHD_Result pipeline(struct srv *s, struct MHD_Connection *conn, stru
         ret = respond(conn, 200, "text/html", "<html>oops</html>", 17);
         break;
     case MODE_STALL:
+        stall(s);
+        ret = respond(conn, 200, "text/plain", "late", 4);
+        break;
+    case MODE_LOCAL_STALL:
+        if (has_close) {
+            ret = respond(conn, 500, "text/plain", close_rejected, strlen(close_rejected));
+            goto out;
+        }
         stall(s);
         ret = respond(conn, 200, "text/plain", "late", 4);
         break;
@@ -947,6 +957,659 @@ static void keep_alive(void)
     srv_stop(s);
 }
 
+/* ---- call groups: cancellation and deadlines ---- */
+
+#define N_GREC         64
+#define CANCEL_FAST_MS 3000 /* well under SRV_STALL_MAX_MS: a late answer means no cancel */
+
+static pthread_t main_thread;
+
+/* What each callback of a group test saw. */
+struct grec {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int n_done; /* guarded by lock, like the arrays */
+    int calls[N_GREC];
+    enum tm_err errs[N_GREC];
+    long statuses[N_GREC];
+    bool is_deadline[N_GREC];
+    char messages[N_GREC][256];
+    char bodies[N_GREC][16];
+    uint64_t groups[N_GREC];   /* turso_transport_get_group().id inside the callback */
+    bool is_on_main[N_GREC];   /* the callback ran on the submitting (main) thread */
+    long long done_ms[N_GREC]; /* when the callback ran */
+    /* For callbacks that submit or cancel. */
+    struct turso_transport *t;
+    char url[128];          /* what a follow-up asks for */
+    uint64_t cancel_ids[2]; /* groups a callback cancels, 0 for none */
+    enum tm_err follow_err; /* what submitting the follow-up returned */
+    uint64_t group_after;   /* the callback's group after its follow-up */
+};
+
+struct gslot {
+    struct grec *rec;
+    int i;
+};
+
+static struct grec grec;
+static struct gslot gslots[N_GREC];
+
+static void grec_init(void)
+{
+    memset(&grec, 0, sizeof(grec));
+    pthread_mutex_init(&grec.lock, NULL);
+    pthread_cond_init(&grec.cond, NULL);
+    for (int i = 0; i < N_GREC; i++) {
+        gslots[i].rec = &grec;
+        gslots[i].i = i;
+    }
+}
+
+static void grec_cleanup(void)
+{
+    pthread_cond_destroy(&grec.cond);
+    pthread_mutex_destroy(&grec.lock);
+}
+
+static void grec_wait(int n, long ms)
+{
+    pthread_mutex_lock(&grec.lock);
+    bool ok = wait_count(&grec.lock, &grec.cond, &grec.n_done, n, ms);
+    int done = grec.n_done;
+    pthread_mutex_unlock(&grec.lock);
+    if (!ok)
+        TEST_FAIL("only %d of %d callbacks ran within %ld ms", done, n, ms);
+}
+
+static int grec_done(void)
+{
+    pthread_mutex_lock(&grec.lock);
+    int n = grec.n_done;
+    pthread_mutex_unlock(&grec.lock);
+    return n;
+}
+
+/* Records the reply in slot i; the caller holds grec.lock. */
+static void grec_record(struct gslot *slot, const struct turso_reply *reply)
+{
+    int i = slot->i;
+    grec.calls[i]++;
+    grec.errs[i] = reply->err;
+    grec.statuses[i] = reply->status;
+    grec.is_deadline[i] = reply->is_deadline;
+    snprintf(grec.messages[i], sizeof(grec.messages[i]), "%s", reply->message);
+    snprintf(grec.bodies[i], sizeof(grec.bodies[i]), "%s", reply->body ? reply->body : "(null)");
+    grec.groups[i] = turso_transport_get_group().id;
+    grec.is_on_main[i] = pthread_equal(pthread_self(), main_thread);
+    grec.done_ms[i] = now_ms();
+}
+
+static void on_grec(const struct turso_reply *reply, void *ctx)
+{
+    pthread_mutex_lock(&grec.lock);
+    grec_record(ctx, reply);
+    grec.n_done++;
+    pthread_cond_broadcast(&grec.cond);
+    pthread_mutex_unlock(&grec.lock);
+}
+
+/*
+ * Records, then submits grec.url into slot i+1 without naming a group,
+ * switches its own group to another, and cancels grec.cancel_ids.
+ */
+static void on_follow(const struct turso_reply *reply, void *ctx)
+{
+    struct gslot *slot = ctx;
+    uint64_t group_id = turso_transport_get_group().id;
+    struct turso_request req = {.method = "GET", .url = grec.url};
+    enum tm_err err = turso_transport_submit(grec.t, &req, on_grec, slot + 1);
+    struct turso_call_group other = {.id = 999999};
+    turso_transport_set_group(&other);
+    for (int k = 0; k < 2; k++)
+        turso_transport_cancel_group(grec.t, grec.cancel_ids[k]);
+    pthread_mutex_lock(&grec.lock);
+    grec_record(slot, reply);
+    grec.groups[slot->i] = group_id;
+    grec.follow_err = err;
+    grec.group_after = turso_transport_get_group().id;
+    grec.n_done++;
+    pthread_cond_broadcast(&grec.cond);
+    pthread_mutex_unlock(&grec.lock);
+}
+
+/* Submits a GET of `url` as a member of `g` (NULL: no group). */
+static enum tm_err submit_in(struct turso_transport *t, const struct turso_call_group *g,
+                             const char *url, turso_reply_fn fn, int slot)
+{
+    struct turso_request req = {.method = "GET", .url = url, .bearer = "tok"};
+    turso_transport_set_group(g);
+    enum tm_err err = turso_transport_submit(t, &req, fn, &gslots[slot]);
+    turso_transport_set_group(NULL);
+    return err;
+}
+
+/* A callback that holds the transport thread until the test opens it. */
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool is_entered; /* guarded by lock */
+    bool is_open;
+};
+
+static void on_gate(const struct turso_reply *reply, void *ctx)
+{
+    struct gate *g = ctx;
+    pthread_mutex_lock(&g->lock);
+    g->is_entered = true;
+    pthread_cond_broadcast(&g->cond);
+    struct timespec dl = deadline_in(WAIT_MS);
+    while (!g->is_open) {
+        if (pthread_cond_timedwait(&g->cond, &g->lock, &dl) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void expect_cancelled(int i, uint64_t group_id)
+{
+    ASSERT_INT_EQ(grec.calls[i], 1);
+    ASSERT_INT_EQ(grec.errs[i], TM_ERR_CANCELLED);
+    ASSERT_INT_EQ(grec.statuses[i], 0);
+    ASSERT_STR_EQ(grec.bodies[i], "");
+    ASSERT_STR_EQ(grec.messages[i], "the call was cancelled");
+    ASSERT_INT_EQ(grec.groups[i], group_id);
+    ASSERT(!grec.is_on_main[i]);
+}
+
+static void group_cancel_in_flight(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    char stall_url[128], ok_url[128];
+    snprintf(stall_url, sizeof(stall_url), "%s/stall", s->base);
+    snprintf(ok_url, sizeof(ok_url), "%s/status/200", s->base);
+    grec_init();
+    struct turso_call_group g1 = {.id = turso_transport_new_group_id()};
+    struct turso_call_group g2 = {.id = turso_transport_new_group_id()};
+    ASSERT(g1.id != 0 && g2.id != 0 && g1.id != g2.id);
+
+    ASSERT_INT_EQ(submit_in(t, &g1, stall_url, on_grec, 0), TM_OK);
+    ASSERT_INT_EQ(submit_in(t, &g1, stall_url, on_grec, 1), TM_OK);
+    ASSERT_INT_EQ(submit_in(t, &g2, stall_url, on_grec, 2), TM_OK);
+    srv_wait_stalled(s, 3);
+
+    /* Hold the transport thread in a callback, so the next one stays queued. */
+    struct gate gate = {.is_open = false};
+    pthread_mutex_init(&gate.lock, NULL);
+    pthread_cond_init(&gate.cond, NULL);
+    struct turso_request req = {.method = "GET", .url = ok_url};
+    ASSERT_INT_EQ(turso_transport_submit(t, &req, on_gate, &gate), TM_OK);
+    pthread_mutex_lock(&gate.lock);
+    struct timespec dl = deadline_in(WAIT_MS);
+    while (!gate.is_entered) {
+        if (pthread_cond_timedwait(&gate.cond, &gate.lock, &dl) == ETIMEDOUT)
+            TEST_FAIL("the gate callback never ran");
+    }
+    pthread_mutex_unlock(&gate.lock);
+    ASSERT_INT_EQ(submit_in(t, &g1, stall_url, on_grec, 3), TM_OK);
+
+    long long start = now_ms();
+    turso_transport_cancel_group(t, g1.id);
+    /* Callbacks run on the transport thread, never inside the cancel. */
+    ASSERT_INT_EQ(grec_done(), 0);
+    pthread_mutex_lock(&gate.lock);
+    gate.is_open = true;
+    pthread_cond_broadcast(&gate.cond);
+    pthread_mutex_unlock(&gate.lock);
+
+    grec_wait(3, CANCEL_FAST_MS);
+    long long took = now_ms() - start;
+    if (took >= CANCEL_FAST_MS)
+        TEST_FAIL("cancelling took %lld ms", took);
+    /* Give a duplicate completion, or a wrongly cancelled g2, a moment. */
+    usleep(200 * 1000);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.n_done, 3);
+    expect_cancelled(0, g1.id);
+    expect_cancelled(1, g1.id);
+    expect_cancelled(3, g1.id);
+    ASSERT_INT_EQ(grec.calls[2], 0);
+    pthread_mutex_unlock(&grec.lock);
+    /* The queued request never reached the server. */
+    ASSERT(srv_get(s, &s->n_stalled) <= 3);
+
+    /* The other group's request was left alone: it gets the server's answer. */
+    srv_release(s);
+    grec_wait(4, WAIT_MS);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.calls[2], 1);
+    ASSERT_INT_EQ(grec.errs[2], TM_OK);
+    ASSERT_INT_EQ(grec.statuses[2], 200);
+    ASSERT_STR_EQ(grec.bodies[2], "late");
+    ASSERT_INT_EQ(grec.groups[2], g2.id);
+    pthread_mutex_unlock(&grec.lock);
+
+    turso_transport_stop(&t);
+    pthread_cond_destroy(&gate.cond);
+    pthread_mutex_destroy(&gate.lock);
+    grec_cleanup();
+    srv_stop(s);
+}
+
+static void group_inherited_by_callbacks(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    char ok_url[128];
+    snprintf(ok_url, sizeof(ok_url), "%s/status/200", s->base);
+    grec_init();
+    grec.t = t;
+    snprintf(grec.url, sizeof(grec.url), "%s/stall", s->base);
+    struct turso_call_group g = {.id = turso_transport_new_group_id()};
+
+    /* Slot 0's callback submits slot 1 with no group of its own. */
+    ASSERT_INT_EQ(submit_in(t, &g, ok_url, on_follow, 0), TM_OK);
+    ASSERT_INT_EQ(turso_transport_get_group().id, 0);
+    grec_wait(1, WAIT_MS);
+    srv_wait_stalled(s, 1);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.errs[0], TM_OK);
+    ASSERT_INT_EQ(grec.statuses[0], 200);
+    ASSERT_INT_EQ(grec.groups[0], g.id);
+    ASSERT_INT_EQ(grec.follow_err, TM_OK);
+    ASSERT_INT_EQ(grec.group_after, 999999);
+    pthread_mutex_unlock(&grec.lock);
+
+    /* Cancelling the group after its first request ended reaches the follow-up. */
+    long long start = now_ms();
+    turso_transport_cancel_group(t, g.id);
+    grec_wait(2, CANCEL_FAST_MS);
+    ASSERT(now_ms() - start < CANCEL_FAST_MS);
+    pthread_mutex_lock(&grec.lock);
+    expect_cancelled(1, g.id);
+    pthread_mutex_unlock(&grec.lock);
+
+    /* The group a callback set did not outlive it: the next callback has none. */
+    ASSERT_INT_EQ(submit_in(t, NULL, ok_url, on_grec, 2), TM_OK);
+    grec_wait(3, WAIT_MS);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.errs[2], TM_OK);
+    ASSERT_INT_EQ(grec.statuses[2], 200);
+    ASSERT_INT_EQ(grec.groups[2], 0);
+    pthread_mutex_unlock(&grec.lock);
+
+    turso_transport_stop(&t);
+    grec_cleanup();
+    srv_stop(s);
+}
+
+static void group_cancel_from_callback(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    char ok_url[128], stall_url[128];
+    snprintf(ok_url, sizeof(ok_url), "%s/status/200", s->base);
+    snprintf(stall_url, sizeof(stall_url), "%s/stall", s->base);
+    grec_init();
+    grec.t = t;
+    snprintf(grec.url, sizeof(grec.url), "%s/stall", s->base);
+    struct turso_call_group g = {.id = turso_transport_new_group_id()};
+    struct turso_call_group h = {.id = turso_transport_new_group_id()};
+
+    /* h has a request in flight; g's first callback submits a follow-up into
+     * g, then cancels both g and h. */
+    ASSERT_INT_EQ(submit_in(t, &h, stall_url, on_grec, 5), TM_OK);
+    srv_wait_stalled(s, 1);
+    grec.cancel_ids[0] = g.id;
+    grec.cancel_ids[1] = h.id;
+    long long start = now_ms();
+    ASSERT_INT_EQ(submit_in(t, &g, ok_url, on_follow, 0), TM_OK);
+    grec_wait(3, CANCEL_FAST_MS);
+    ASSERT(now_ms() - start < CANCEL_FAST_MS);
+    usleep(100 * 1000);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.n_done, 3);
+    ASSERT_INT_EQ(grec.calls[0], 1);
+    ASSERT_INT_EQ(grec.errs[0], TM_OK);
+    ASSERT_INT_EQ(grec.follow_err, TM_OK);
+    expect_cancelled(1, g.id);
+    expect_cancelled(5, h.id);
+    pthread_mutex_unlock(&grec.lock);
+
+    turso_transport_stop(&t);
+    grec_cleanup();
+    srv_stop(s);
+}
+
+static void group_submit_after_cancel(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    char ok_url[128];
+    snprintf(ok_url, sizeof(ok_url), "%s/status/200", s->base);
+    grec_init();
+    struct turso_call_group g = {.id = turso_transport_new_group_id()};
+
+    turso_transport_cancel_group(t, g.id);
+    turso_transport_cancel_group(t, g.id); /* twice is harmless */
+    ASSERT_INT_EQ(submit_in(t, &g, ok_url, on_grec, 0), TM_OK);
+    grec_wait(1, CANCEL_FAST_MS);
+    pthread_mutex_lock(&grec.lock);
+    expect_cancelled(0, g.id);
+    pthread_mutex_unlock(&grec.lock);
+
+    /* The blocking form ends the same way. */
+    struct turso_reply r;
+    turso_transport_set_group(&g);
+    call(t, "GET", ok_url, NULL, NULL, 0, &r);
+    turso_transport_set_group(NULL);
+    ASSERT_INT_EQ(r.err, TM_ERR_CANCELLED);
+    ASSERT_STR_EQ(r.message, "the call was cancelled");
+    turso_reply_cleanup(&r);
+    /* Neither request reached the server. */
+    ASSERT_INT_EQ(srv_get(s, &s->n_connections), 0);
+
+    /* Group 0 is no group: cancelling it, or a NULL transport, changes nothing. */
+    turso_transport_cancel_group(t, 0);
+    turso_transport_cancel_group(NULL, g.id);
+    ASSERT_INT_EQ(submit_in(t, NULL, ok_url, on_grec, 1), TM_OK);
+    grec_wait(2, WAIT_MS);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.errs[1], TM_OK);
+    ASSERT_INT_EQ(grec.statuses[1], 200);
+    pthread_mutex_unlock(&grec.lock);
+
+    /* The memory of cancelled ids is bounded: 1024, oldest forgotten first,
+     * and a repeated cancel takes no new place. g came first, then old. */
+    struct turso_call_group old = {.id = turso_transport_new_group_id()};
+    turso_transport_cancel_group(t, old.id);
+    for (int i = 0; i < 1022; i++)
+        turso_transport_cancel_group(t, turso_transport_new_group_id());
+    for (int i = 0; i < 10; i++)
+        turso_transport_cancel_group(t, g.id);
+    ASSERT_INT_EQ(submit_in(t, &g, ok_url, on_grec, 2), TM_OK);
+    grec_wait(3, WAIT_MS);
+    /* One more pushes out g, the oldest; old stays. */
+    turso_transport_cancel_group(t, turso_transport_new_group_id());
+    ASSERT_INT_EQ(submit_in(t, &old, ok_url, on_grec, 3), TM_OK);
+    ASSERT_INT_EQ(submit_in(t, &g, ok_url, on_grec, 4), TM_OK);
+    grec_wait(5, WAIT_MS);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.errs[2], TM_ERR_CANCELLED);
+    ASSERT_INT_EQ(grec.errs[3], TM_ERR_CANCELLED);
+    ASSERT_INT_EQ(grec.errs[4], TM_OK);
+    ASSERT_INT_EQ(grec.statuses[4], 200);
+    ASSERT_INT_EQ(grec.groups[4], g.id);
+    pthread_mutex_unlock(&grec.lock);
+
+    turso_transport_stop(&t);
+    grec_cleanup();
+    srv_stop(s);
+}
+
+static void group_deadline(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0); /* a 30 s default timeout */
+    char stall_url[128];
+    snprintf(stall_url, sizeof(stall_url), "%s/stall", s->base);
+    grec_init();
+
+    /* A deadline before the transfer's own timeout ends it. */
+    struct turso_call_group g = {.id = turso_transport_new_group_id(),
+                                 .deadline_ms = now_ms() + 300};
+    long long start = now_ms();
+    ASSERT_INT_EQ(submit_in(t, &g, stall_url, on_grec, 0), TM_OK);
+    grec_wait(1, WAIT_MS);
+    long long took = now_ms() - start;
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.errs[0], TM_ERR_TIMEOUT);
+    ASSERT(grec.is_deadline[0]);
+    ASSERT_INT_EQ(grec.statuses[0], 0);
+    ASSERT_CONTAINS(grec.messages[0], "the call ran out of time (");
+    ASSERT_INT_EQ(grec.groups[0], g.id);
+    pthread_mutex_unlock(&grec.lock);
+    if (took < 250 || took > CANCEL_FAST_MS)
+        TEST_FAIL("a deadline 300 ms away ended the transfer after %lld ms", took);
+
+    /* The blocking form, with a deadline but no group id. */
+    struct turso_call_group d = {.deadline_ms = now_ms() + 300};
+    struct turso_reply r;
+    start = now_ms();
+    turso_transport_set_group(&d);
+    call(t, "GET", stall_url, NULL, NULL, 0, &r);
+    turso_transport_set_group(NULL);
+    took = now_ms() - start;
+    ASSERT_INT_EQ(r.err, TM_ERR_TIMEOUT);
+    ASSERT(r.is_deadline);
+    ASSERT_CONTAINS(r.message, "the call ran out of time");
+    turso_reply_cleanup(&r);
+    if (took < 250 || took > CANCEL_FAST_MS)
+        TEST_FAIL("a deadline 300 ms away ended the blocking call after %lld ms", took);
+
+    /* A shorter own timeout still applies, and is reported as its own. */
+    g.deadline_ms = now_ms() + 10000;
+    start = now_ms();
+    turso_transport_set_group(&g);
+    call(t, "GET", stall_url, NULL, NULL, 300, &r);
+    turso_transport_set_group(NULL);
+    took = now_ms() - start;
+    ASSERT_INT_EQ(r.err, TM_ERR_TIMEOUT);
+    ASSERT(!r.is_deadline);
+    ASSERT(strstr(r.message, "ran out of time") == NULL);
+    turso_reply_cleanup(&r);
+    if (took < 250 || took > CANCEL_FAST_MS)
+        TEST_FAIL("a 300 ms timeout under a 10 s deadline took %lld ms", took);
+
+    turso_transport_stop(&t);
+    grec_cleanup();
+    srv_stop(s);
+}
+
+static void group_deadline_passed(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    char ok_url[128];
+    snprintf(ok_url, sizeof(ok_url), "%s/status/200", s->base);
+    grec_init();
+
+    struct turso_call_group g = {.id = turso_transport_new_group_id(),
+                                 .deadline_ms = now_ms() - 50};
+    long long start = now_ms();
+    ASSERT_INT_EQ(submit_in(t, &g, ok_url, on_grec, 0), TM_OK);
+    grec_wait(1, WAIT_MS);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.calls[0], 1);
+    ASSERT_INT_EQ(grec.errs[0], TM_ERR_TIMEOUT);
+    ASSERT(grec.is_deadline[0]);
+    ASSERT_CONTAINS(grec.messages[0], "the call ran out of time (its deadline passed ");
+    ASSERT_INT_EQ(grec.groups[0], g.id);
+    ASSERT(!grec.is_on_main[0]);
+    long long took = grec.done_ms[0] - start;
+    pthread_mutex_unlock(&grec.lock);
+    if (took > 1000)
+        TEST_FAIL("a request past its deadline took %lld ms to fail", took);
+
+    struct turso_reply r;
+    turso_transport_set_group(&g);
+    call(t, "GET", ok_url, NULL, NULL, 0, &r);
+    turso_transport_set_group(NULL);
+    ASSERT_INT_EQ(r.err, TM_ERR_TIMEOUT);
+    ASSERT(r.is_deadline);
+    turso_reply_cleanup(&r);
+    ASSERT_INT_EQ(srv_get(s, &s->n_connections), 0);
+
+    /* Deadlines at the ends of the range: no overflow (UBSan would say). */
+    g.deadline_ms = INT64_MIN;
+    turso_transport_set_group(&g);
+    call(t, "GET", ok_url, NULL, NULL, 0, &r);
+    turso_transport_set_group(NULL);
+    ASSERT_INT_EQ(r.err, TM_ERR_TIMEOUT);
+    turso_reply_cleanup(&r);
+    g.deadline_ms = INT64_MAX;
+    turso_transport_set_group(&g);
+    call(t, "GET", ok_url, NULL, NULL, 0, &r);
+    turso_transport_set_group(NULL);
+    ASSERT_INT_EQ(r.err, TM_OK);
+    ASSERT_INT_EQ(r.status, 200);
+    ASSERT(!r.is_deadline);
+    turso_reply_cleanup(&r);
+
+    turso_transport_stop(&t);
+    grec_cleanup();
+    srv_stop(s);
+}
+
+static void *read_group(void *arg)
+{
+    struct turso_call_group *out = arg;
+    *out = turso_transport_get_group();
+    return NULL;
+}
+
+static void group_none(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    char ok_url[128];
+    snprintf(ok_url, sizeof(ok_url), "%s/status/201", s->base);
+    grec_init();
+
+    struct turso_call_group cur = turso_transport_get_group();
+    ASSERT_INT_EQ(cur.id, 0);
+    ASSERT_INT_EQ(cur.deadline_ms, 0);
+    struct turso_call_group g = {.id = 42, .deadline_ms = 7};
+    turso_transport_set_group(&g);
+    cur = turso_transport_get_group();
+    ASSERT_INT_EQ(cur.id, 42);
+    ASSERT_INT_EQ(cur.deadline_ms, 7);
+    /* Another thread does not see it. */
+    struct turso_call_group seen = {.id = 1, .deadline_ms = 1};
+    pthread_t th;
+    ASSERT_INT_EQ(pthread_create(&th, NULL, read_group, &seen), 0);
+    pthread_join(th, NULL);
+    ASSERT_INT_EQ(seen.id, 0);
+    ASSERT_INT_EQ(seen.deadline_ms, 0);
+    turso_transport_set_group(NULL);
+    cur = turso_transport_get_group();
+    ASSERT_INT_EQ(cur.id, 0);
+    ASSERT_INT_EQ(cur.deadline_ms, 0);
+
+    ASSERT_INT_EQ(submit_in(t, NULL, ok_url, on_grec, 0), TM_OK);
+    grec_wait(1, WAIT_MS);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.errs[0], TM_OK);
+    ASSERT_INT_EQ(grec.statuses[0], 201);
+    ASSERT(!grec.is_deadline[0]);
+    ASSERT_INT_EQ(grec.groups[0], 0);
+    pthread_mutex_unlock(&grec.lock);
+
+    turso_transport_stop(&t);
+    grec_cleanup();
+    srv_stop(s);
+}
+
+#define N_CANCEL_THREADS 8
+#define N_CANCEL_GROUPS  8
+#define N_IDS_PER_THREAD 200
+
+struct canceller {
+    pthread_t thread;
+    int k;
+    struct turso_transport *t;
+    const struct turso_call_group *groups; /* N_CANCEL_GROUPS of them */
+    const char *url;
+    enum tm_err submit_err;
+    uint64_t ids[N_IDS_PER_THREAD];
+};
+
+/* Makes ids, submits one more request into a group, then cancels every group. */
+static void *cancel_all_groups(void *arg)
+{
+    struct canceller *c = arg;
+    for (int i = 0; i < N_IDS_PER_THREAD; i++)
+        c->ids[i] = turso_transport_new_group_id();
+    c->submit_err = submit_in(c->t, &c->groups[c->k % N_CANCEL_GROUPS], c->url, on_grec,
+                              2 * N_CANCEL_GROUPS + c->k);
+    for (int i = 0; i < N_CANCEL_GROUPS; i++)
+        turso_transport_cancel_group(c->t, c->groups[(c->k + i) % N_CANCEL_GROUPS].id);
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void group_cancel_many_threads(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    char stall_url[128];
+    snprintf(stall_url, sizeof(stall_url), "%s/stall", s->base);
+    grec_init();
+    struct turso_call_group groups[N_CANCEL_GROUPS], keep = {.id = turso_transport_new_group_id()};
+    for (int i = 0; i < N_CANCEL_GROUPS; i++) {
+        groups[i].id = turso_transport_new_group_id();
+        groups[i].deadline_ms = 0;
+        ASSERT_INT_EQ(submit_in(t, &groups[i], stall_url, on_grec, 2 * i), TM_OK);
+        ASSERT_INT_EQ(submit_in(t, &groups[i], stall_url, on_grec, 2 * i + 1), TM_OK);
+    }
+    int keep_slot = 2 * N_CANCEL_GROUPS + N_CANCEL_THREADS;
+    ASSERT_INT_EQ(submit_in(t, &keep, stall_url, on_grec, keep_slot), TM_OK);
+    srv_wait_stalled(s, 2 * N_CANCEL_GROUPS + 1);
+
+    static struct canceller cs[N_CANCEL_THREADS];
+    long long start = now_ms();
+    for (int k = 0; k < N_CANCEL_THREADS; k++) {
+        cs[k].k = k;
+        cs[k].t = t;
+        cs[k].groups = groups;
+        cs[k].url = stall_url;
+        ASSERT_INT_EQ(pthread_create(&cs[k].thread, NULL, cancel_all_groups, &cs[k]), 0);
+    }
+    for (int k = 0; k < N_CANCEL_THREADS; k++)
+        pthread_join(cs[k].thread, NULL);
+    int n_cancelled = 2 * N_CANCEL_GROUPS + N_CANCEL_THREADS;
+    grec_wait(n_cancelled, CANCEL_FAST_MS);
+    ASSERT(now_ms() - start < CANCEL_FAST_MS);
+    usleep(200 * 1000);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.n_done, n_cancelled);
+    for (int i = 0; i < n_cancelled; i++) {
+        int g = i < 2 * N_CANCEL_GROUPS ? i / 2 : (i - 2 * N_CANCEL_GROUPS) % N_CANCEL_GROUPS;
+        expect_cancelled(i, groups[g].id);
+    }
+    ASSERT_INT_EQ(grec.calls[keep_slot], 0);
+    pthread_mutex_unlock(&grec.lock);
+    for (int k = 0; k < N_CANCEL_THREADS; k++)
+        ASSERT_INT_EQ(cs[k].submit_err, TM_OK);
+
+    /* Ids made on many threads at once are all distinct and never 0. */
+    static uint64_t ids[N_CANCEL_THREADS * N_IDS_PER_THREAD];
+    for (int k = 0; k < N_CANCEL_THREADS; k++)
+        memcpy(ids + k * N_IDS_PER_THREAD, cs[k].ids, sizeof(cs[k].ids));
+    size_t n_ids = sizeof(ids) / sizeof(ids[0]);
+    qsort(ids, n_ids, sizeof(ids[0]), cmp_u64);
+    ASSERT(ids[0] != 0);
+    for (size_t i = 1; i < n_ids; i++)
+        ASSERT(ids[i] != ids[i - 1]);
+
+    /* The group nobody cancelled still gets its answer. */
+    srv_release(s);
+    grec_wait(n_cancelled + 1, WAIT_MS);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.errs[keep_slot], TM_OK);
+    ASSERT_STR_EQ(grec.bodies[keep_slot], "late");
+    pthread_mutex_unlock(&grec.lock);
+
+    turso_transport_stop(&t);
+    grec_cleanup();
+    srv_stop(s);
+}
+
 /* ---- hrana_pipeline against the emulated servers ---- */
 
 /* One pipeline outcome, copied out of the callback. */
@@ -1277,8 +1940,60 @@ static void hrana_transport_errors(void)
     srv_stop(s);
 }
 
+static void hrana_call_group(void)
+{
+    struct turso_transport *t = transport_start(0, 0);
+    struct box b;
+    char expected[256];
+
+    /* A deadline shorter than the pipeline's timeout is named as such. */
+    struct srv *s = srv_start(MODE_STALL);
+    struct turso_call_group g = {.id = turso_transport_new_group_id(),
+                                 .deadline_ms = now_ms() + 300};
+    turso_transport_set_group(&g);
+    run_pipeline(t, s->base, "tok", one_select, 10000, &b);
+    turso_transport_set_group(NULL);
+    ASSERT_INT_EQ(b.err, TM_ERR_TIMEOUT);
+    snprintf(expected, sizeof(expected), "The call ran out of time before Turso answered (%s)",
+             s->base);
+    ASSERT_STR_EQ(b.message, expected);
+    box_cleanup(&b);
+    srv_stop(s);
+
+    /* The resend without close (made in a callback) belongs to the call too. */
+    s = srv_start(MODE_LOCAL_STALL);
+    g.id = turso_transport_new_group_id();
+    g.deadline_ms = 0;
+    memset(&b, 0, sizeof(b));
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    json_t *requests = json_loads(one_select, 0, NULL);
+    turso_transport_set_group(&g);
+    ASSERT_INT_EQ(hrana_pipeline(t, s->base, "tok", requests, 0, on_outcome, &b), TM_OK);
+    turso_transport_set_group(NULL);
+    json_decref(requests);
+    srv_wait_stalled(s, 1);
+    ASSERT_INT_EQ(srv_get(s, &s->n_pipeline_posts), 2);
+    long long start = now_ms();
+    turso_transport_cancel_group(t, g.id);
+    pthread_mutex_lock(&b.lock);
+    bool ok = wait_count(&b.lock, &b.cond, &b.n_calls, 1, CANCEL_FAST_MS);
+    pthread_mutex_unlock(&b.lock);
+    if (!ok || now_ms() - start >= CANCEL_FAST_MS)
+        TEST_FAIL("cancelling the call did not end the resent pipeline");
+    ASSERT_INT_EQ(b.err, TM_ERR_CANCELLED);
+    snprintf(expected, sizeof(expected),
+             "The request to Turso at %s was cancelled: the call was cancelled", s->base);
+    ASSERT_STR_EQ(b.message, expected);
+    box_cleanup(&b);
+    srv_stop(s);
+
+    turso_transport_stop(&t);
+}
+
 int main(void)
 {
+    main_thread = pthread_self();
     if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         TEST_FAIL("library initialisation failed");
     RUN(json_post_roundtrip);
@@ -1292,11 +2007,20 @@ int main(void)
     RUN(callback_submits);
     RUN(stop_in_flight);
     RUN(keep_alive);
+    RUN(group_none);
+    RUN(group_cancel_in_flight);
+    RUN(group_inherited_by_callbacks);
+    RUN(group_cancel_from_callback);
+    RUN(group_submit_after_cancel);
+    RUN(group_deadline);
+    RUN(group_deadline_passed);
+    RUN(group_cancel_many_threads);
     RUN(hrana_close_accepted);
     RUN(hrana_close_rejected);
     RUN(hrana_http_errors);
     RUN(hrana_result_errors);
     RUN(hrana_transport_errors);
+    RUN(hrana_call_group);
     curl_global_cleanup();
     TEST_DONE();
 }
