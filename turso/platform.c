@@ -288,7 +288,12 @@ static void transport_message(struct pcall *c, const struct turso_reply *r)
                  "The Turso Platform API could not be reached at %s: %s", c->api_url, r->message);
         break;
     case TM_ERR_TIMEOUT:
-        if (c->timeout_ms > 0)
+        /* The call's deadline, not this request's timeout, ran out. */
+        if (r->is_deadline)
+            snprintf(c->message, sizeof(c->message),
+                     "The call ran out of time before the Turso Platform API answered (%s)",
+                     c->api_url);
+        else if (c->timeout_ms > 0)
             snprintf(c->message, sizeof(c->message),
                      "The Turso Platform API did not answer within %ld ms (%s)", c->timeout_ms,
                      c->api_url);
