@@ -114,7 +114,9 @@ describe('turso-mcp platform tools', () => {
     const dataDir = path.join(dir, 'server');
     server = await startServer({
       dataDir,
-      extraArgs: ['--api-url', emu.url, '--db-scheme', 'http', '--upstream-timeout-ms', String(UPSTREAM_TIMEOUT_MS)],
+      // The suite makes hundreds of calls on a few URLs in seconds: no rate limit here
+      // (0 turns it off; operations.test.mjs checks the limiter).
+      extraArgs: ['--api-url', emu.url, '--db-scheme', 'http', '--upstream-timeout-ms', String(UPSTREAM_TIMEOUT_MS), '--rate-limit-rps', '0'],
     });
     const common = { dataDir, port: server.port, apiUrl: emu.url, dbScheme: 'http', org: ORG };
     const add = async (name, r) => {
@@ -158,7 +160,7 @@ describe('turso-mcp platform tools', () => {
     const c = await client('rw');
     const { tools } = await c.listTools();
     const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
-    for (const name of ['turso_query', 'turso_database_manager', 'turso_analytics']) {
+    for (const name of ['turso_query', 'turso_batch_execute', 'turso_schema_inspector', 'turso_database_manager', 'turso_analytics']) {
       const t = byName[name];
       assert.ok(t, `${name} is listed`);
       assert.equal(typeof t.title, 'string');
@@ -537,11 +539,31 @@ describe('turso-mcp platform tools', () => {
     ok(await query(c, 'SELECT count(*) FROM notes'));
     err(await query(c, "INSERT INTO notes (title) VALUES ('nope')"), /This URL is read-only: Turso refused the request under the read-only token it was given\. The database token lacks permission \(HTTP 403\)/);
     err(await query(c, 'DROP TABLE notes', { database: 'other' }), /read-only/);
+    // turso_batch_execute, in a transaction and statement by statement.
+    const batch = (args) => c.callTool({ name: 'turso_batch_execute', arguments: args });
+    for (const transaction of [true, false]) {
+      const r = await batch({ statements: [{ sql: 'SELECT 1' }, { sql: "INSERT INTO notes (title) VALUES ('batch')" }], transaction });
+      if (r.isError) err(r, /read-only|403/);
+      else assert.ok(r.structuredContent.failed >= 1, JSON.stringify(r.structuredContent));
+    }
+    // Reading is fine, through every tool.
+    const schema = ok(await c.callTool({ name: 'turso_schema_inspector', arguments: {} }));
+    assert.ok(JSON.stringify(schema).includes('notes'));
     const mints = (await emu.calls()).filter((x) => x.path.endsWith('/auth/tokens'));
     assert.ok(mints.length >= 1);
     for (const m of mints) assert.equal(m.query.authorization, 'read-only');
     const rw = await client('rw');
     assert.deepEqual(ok(await query(rw, 'SELECT count(*) FROM notes')).rows, [[2]]);
+  });
+
+  test('the SQL tools reach a database by name through the Platform API', async () => {
+    const c = await client('nodefault');
+    const sc = ok(await c.callTool({ name: 'turso_batch_execute', arguments: { database: 'fresh', statements: [{ sql: 'CREATE TABLE b (x INTEGER)' }, { sql: 'INSERT INTO b VALUES (?), (?)', args: [1, 2] }] } }));
+    assert.equal(sc.succeeded, 2);
+    assert.deepEqual(ok(await query(c, 'SELECT sum(x) FROM b', { database: 'fresh' })).rows, [[3]]);
+    const schema = ok(await c.callTool({ name: 'turso_schema_inspector', arguments: { database: 'fresh', table: 'b' } }));
+    assert.ok(JSON.stringify(schema).includes('"x"'));
+    err(await c.callTool({ name: 'turso_schema_inspector', arguments: { database: 'nope' } }), /There is no database "nope"/);
   });
 
   test('a platform token with only the read scope gets a clear refusal from Turso', async () => {
