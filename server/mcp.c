@@ -40,7 +40,8 @@ enum {
 
 static const char *const log_levels[] = {"debug", "info",     "notice", "warning",
                                          "error", "critical", "alert",  "emergency"};
-#define LOG_LEVEL_INFO 1
+#define LOG_LEVEL_DEBUG 0
+#define LOG_LEVEL_INFO  1
 
 /* A tools/call waiting for its tool to finish. */
 struct pending_call {
@@ -53,6 +54,7 @@ struct pending_call {
     struct mcp_sink sink;
     bool is_streaming; /* notifications go to the sink's stream */
     bool wants_logs;   /* the session asked for info-level log messages */
+    int log_level;     /* the session's level: index into log_levels, -1 unset */
     atomic_bool is_cancelled;
     uint64_t group; /* the transport call group of everything this call sends */
     unsigned long request_id;
@@ -223,15 +225,16 @@ static void notify_progress(struct pending_call *p, double progress, const char 
                         "progress", progress, "total", 1.0, "message", message));
 }
 
-static void notify_log(struct pending_call *p, const char *level, json_t *data)
+static void notify_log(struct pending_call *p, int level, json_t *data)
 {
-    if (!p->is_streaming || !p->wants_logs) {
+    /* Only messages at or above the level the session set. */
+    if (!p->is_streaming || p->log_level < 0 || level < p->log_level) {
         json_decref(data);
         return;
     }
     notify(p, json_pack("{s:s, s:s, s:{s:s, s:s, s:o}}", "jsonrpc", "2.0", "method",
-                        "notifications/message", "params", "level", level, "logger", "turso-mcp",
-                        "data", data));
+                        "notifications/message", "params", "level", log_levels[level], "logger",
+                        "turso-mcp", "data", data));
 }
 
 static void calls_add(struct mcp_server *m, struct pending_call *p)
@@ -298,7 +301,7 @@ static void finish_call(struct tool_call *call, json_t *result)
         json_decref(result);
         reply.is_cancelled = true;
     } else {
-        notify_log(p, "info",
+        notify_log(p, LOG_LEVEL_INFO,
                    json_pack("{s:s, s:s, s:f}", "tool", p->tool_name, "outcome",
                              is_error ? "error" : "ok", "duration_ms", ms));
         notify_progress(p, 1.0, is_error ? "Failed" : "Done");
@@ -398,6 +401,7 @@ static enum mcp_status handle_tools_call(struct mcp_server *m, const struct mcp_
     p->tool_name = tool->name;
     p->sink = *sink;
     p->request_id = req->request_id;
+    p->log_level = session->log_level;
     p->wants_logs = session->log_level >= 0 && session->log_level <= LOG_LEVEL_INFO;
     p->group = turso_transport_new_group_id();
     atomic_init(&p->is_cancelled, false);
@@ -411,7 +415,7 @@ static enum mcp_status handle_tools_call(struct mcp_server *m, const struct mcp_
                                             strcmp(session->version, "2025-11-25") >= 0);
     calls_add(m, p);
     notify_progress(p, 0.0, "Calling Turso");
-    notify_log(p, "debug", json_pack("{s:s, s:s}", "tool", tool->name, "event", "started"));
+    notify_log(p, LOG_LEVEL_DEBUG, json_pack("{s:s, s:s}", "tool", tool->name, "event", "started"));
     /* Everything the tool sends upstream, now or from its callbacks, belongs to this call. */
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);

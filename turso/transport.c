@@ -26,6 +26,7 @@
 
 #define TRANSPORT_CONNECT_TIMEOUT_MS 5000L
 #define TRANSPORT_TOTAL_TIMEOUT_MS   30000L
+#define TRANSPORT_CLOCK_SLACK_MS     25
 #define TRANSPORT_MAX_RESPONSE_LEN   ((size_t)64 * 1024 * 1024)
 #define TRANSPORT_USER_AGENT         "turso-mcp"
 /* Only an upper bound: submissions and stop wake the thread at once, and
@@ -435,9 +436,11 @@ static enum tm_err map_curl_error(CURLcode rc)
 static void complete(struct xfer *x, CURLcode rc)
 {
     /* When the deadline cut the timeout, a timeout once it has passed is the
-     * deadline's; a connect timeout fires earlier, while time is left. */
+     * deadline's; a connect timeout fires earlier, while time is left. curl
+     * keeps its own clock and rounds, so it may fire a few ms before ours
+     * says the deadline passed: allow that much. */
     if (rc == CURLE_OPERATION_TIMEDOUT && x->is_deadline_bound &&
-        mono_ms() >= x->group.deadline_ms) {
+        mono_ms() + TRANSPORT_CLOCK_SLACK_MS >= x->group.deadline_ms) {
         char message[128];
         snprintf(message, sizeof(message),
                  "the call ran out of time (%ld ms left for this request)", x->timeout_ms);
