@@ -16,6 +16,7 @@
 
 #include "creds.h"
 #include "hrana.h"
+#include "platform.h"
 #include "tm_err.h"
 #include "turso_transport.h"
 
@@ -27,6 +28,7 @@ struct dbaccess_opts {
     const char *db_scheme;             /* "https" (default) or "http", for a database Hostname */
 };
 
+/* TM_ERR_INVALID when api_url is not http(s):// or db_scheme is neither http nor https. */
 enum tm_err dbaccess_create(const struct dbaccess_opts *opts, struct dbaccess **out);
 
 /* Frees the token cache (wiping it); clears *d; accepts NULL. */
@@ -41,9 +43,29 @@ const char *dbaccess_database_name(const struct creds *c, const char *name);
 
 /*
  * True when a read-only URL is enforced by Turso itself (minted read-only
- * tokens) rather than by the server's own checks.
+ * tokens) rather than by the server's own checks, for every database the
+ * URL reaches: it has a Platform API token and no database URL of its own
+ * (whose token could be read-write).
  */
 bool dbaccess_is_read_only_enforced(const struct creds *c);
+
+/*
+ * True when database `name` (NULL: the default) of `c` is reached through
+ * the Platform API: its host looked up, its tokens minted (read-only ones
+ * for a read-only URL). The default database, or a name equal to
+ * default_db, goes to the URL's database URL when it has one.
+ */
+bool dbaccess_uses_platform(const struct creds *c, const char *name);
+
+/* The Platform API client (borrowed; lives as long as `d`). */
+struct platform *dbaccess_platform(struct dbaccess *d);
+
+/*
+ * Drops every cached host and token of database `name` in organization
+ * `org`, whoever minted them: after the database was deleted or created
+ * again, or its tokens rotated. Thread: any.
+ */
+void dbaccess_forget(struct dbaccess *d, const char *org, const char *name);
 
 /*
  * Runs `requests` (borrowed) as one Hrana pipeline on database `name` (NULL:
@@ -56,5 +78,26 @@ bool dbaccess_is_read_only_enforced(const struct creds *c);
 enum tm_err dbaccess_pipeline(struct dbaccess *d, const struct creds *c, const char *name,
                               const json_t *requests, long timeout_ms, hrana_done_fn done,
                               void *ctx);
+
+/* What a GET on a database host ends with. */
+struct dbaccess_get_outcome {
+    enum tm_err err;     /* TM_OK when an HTTP status arrived, whatever it was */
+    long http_status;    /* 0 when err != TM_OK */
+    const char *body;    /* the response body (NUL-terminated), valid during the callback */
+    size_t body_len;     /* bytes in body */
+    const char *message; /* when err != TM_OK: a clear, secret-free explanation */
+};
+
+/* Runs on the transport thread (or on the caller's, for a failure found before sending). */
+typedef void (*dbaccess_get_fn)(const struct dbaccess_get_outcome *o, void *ctx);
+
+/*
+ * GETs `path` (e.g. "/dump", escaped by the caller) on the host of database
+ * `name` (NULL: the default) of `c`, with the same token a pipeline would
+ * use; a 401 on a minted token mints anew and retries once, as for
+ * pipelines. The same return contract as dbaccess_pipeline.
+ */
+enum tm_err dbaccess_get(struct dbaccess *d, const struct creds *c, const char *name,
+                         const char *path, long timeout_ms, dbaccess_get_fn done, void *ctx);
 
 #endif

@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +22,8 @@
 
 #include "credcheck.h"
 #include "creds.h"
+#include "dbaccess.h"
+#include "hrana.h"
 #include "log.h"
 #include "store.h"
 #include "turso_transport.h"
@@ -64,6 +68,75 @@ static bool is_db_url(const char *u)
 }
 
 /* Checks the credentials with Turso as the signup page does; 0 when Turso accepts them. */
+/* Where sync_pipeline waits; lives on the caller's stack. */
+struct pipeline_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool is_done; /* guarded by lock, as the fields below until it is set */
+    enum tm_err err;
+    char message[512];
+};
+
+static void pipeline_done(const struct hrana_outcome *o, void *arg)
+{
+    struct pipeline_wait *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->err = o->err;
+    if (o->err != TM_OK) {
+        snprintf(w->message, sizeof(w->message), "%s", o->message);
+    } else {
+        json_t *response = NULL;
+        const char *emsg = NULL, *code = NULL;
+        if (hrana_result_get(json_array_get(o->results, 0), &response, &emsg, &code) != TM_OK) {
+            w->err = TM_ERR_UPSTREAM;
+            snprintf(w->message, sizeof(w->message), "SELECT 1 failed: %s",
+                     emsg ? emsg : "unreadable answer");
+        }
+    }
+    w->is_done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Runs SELECT 1 on database `name` the way the server will reach it; 0 when it answers. */
+static int check_through_platform(struct dbaccess *db, const struct creds *c, const char *name,
+                                  long timeout_ms)
+{
+    struct pipeline_wait w;
+    memset(&w, 0, sizeof(w));
+    json_t *requests = json_pack("[{s:s, s:{s:s}}]", "type", "execute", "stmt", "sql", "SELECT 1");
+    if (!requests || pthread_mutex_init(&w.lock, NULL) != 0) {
+        json_decref(requests);
+        return 1;
+    }
+    pthread_cond_init(&w.cond, NULL);
+    enum tm_err rc = dbaccess_pipeline(db, c, name, requests, timeout_ms, pipeline_done, &w);
+    json_decref(requests);
+    if (rc == TM_OK) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.is_done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        rc = w.err;
+    } else {
+        snprintf(w.message, sizeof(w.message), "%s", tm_err_message(rc));
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    if (rc != TM_OK) {
+        const char *shown = dbaccess_database_name(c, name);
+        fprintf(stderr, "Database \"%s\" could not be reached through the Platform API: %s\n",
+                shown ? shown : "(none named)", w.message);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Checks the credentials as signup does (credcheck), then, when the server
+ * will reach the default database through the Platform API (no database
+ * URL for it), that it exists and answers SELECT 1 with a minted token.
+ */
 static int check_creds(struct turso_transport *t, const struct config *cfg, const struct creds *c)
 {
     struct credcheck_result r;
@@ -72,8 +145,22 @@ static int check_creds(struct turso_transport *t, const struct config *cfg, cons
         fprintf(stderr, "user add: cannot check the credentials: %s\n", tm_err_message(err));
         return 1;
     }
-    if (r.verdict == CREDCHECK_OK)
-        return 0;
+    if (r.verdict == CREDCHECK_OK) {
+        if (!c->platform_token || !c->default_db || !dbaccess_uses_platform(c, NULL))
+            return 0;
+        struct dbaccess *db = NULL;
+        struct dbaccess_opts dopts = {
+            .transport = t, .api_url = cfg->api_url, .db_scheme = cfg->db_scheme};
+        err = dbaccess_create(&dopts, &db);
+        if (err != TM_OK) {
+            fprintf(stderr, "user add: cannot use api_url %s with db_scheme %s: %s\n", cfg->api_url,
+                    cfg->db_scheme, tm_err_message(err));
+            return 1;
+        }
+        int ret = check_through_platform(db, c, NULL, cfg->upstream_timeout_ms);
+        dbaccess_destroy(&db);
+        return ret;
+    }
     if (strcmp(r.what, "database") == 0)
         fprintf(stderr, "The database did not accept these credentials: %s\n", r.message);
     else
@@ -157,6 +244,10 @@ static int user_add(const struct config *cfg, int argc, char **argv)
     }
     if (platform_token_file && !c.org) {
         fprintf(stderr, "user add: --platform-token-file needs --org ORG\n");
+        goto out;
+    }
+    if (c.org && !platform_token_file) {
+        fprintf(stderr, "user add: --org ORG goes with --platform-token-file FILE\n");
         goto out;
     }
     rc = 1;

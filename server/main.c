@@ -32,8 +32,9 @@ static void usage(FILE *out)
             "turso-mcp %s: an MCP server that puts Turso databases in front of AI clients\n\n"
             "Usage:\n"
             "  turso-mcp serve [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [options]\n"
-            "  turso-mcp user add --label NAME --db-url URL --db-token-file FILE [--read-only]\n"
+            "  turso-mcp user add --label NAME [--db-url URL --db-token-file FILE]\n"
             "                     [--platform-token-file FILE --org ORG] [--default-db NAME]\n"
+            "                     [--read-only] [--api-url URL] [--db-scheme https|http]\n"
             "  turso-mcp user list                 one user a line, id first\n"
             "  turso-mcp user revoke ID\n"
             "  turso-mcp user rotate < URL-FILE    current URL on stdin; prints the new URL\n"
@@ -170,8 +171,10 @@ static int serve(struct config *cfg, const char *program)
     }
     struct dbaccess_opts dopts = {
         .transport = transport, .api_url = cfg->api_url, .db_scheme = cfg->db_scheme};
-    if (dbaccess_create(&dopts, &db) != TM_OK) {
-        fprintf(stderr, "out of memory\n");
+    err = dbaccess_create(&dopts, &db);
+    if (err != TM_OK) {
+        fprintf(stderr, "cannot set up database access (api_url %s, db_scheme %s): %s\n",
+                cfg->api_url, cfg->db_scheme, tm_err_message(err));
         goto out;
     }
     struct tool_env env = {

@@ -12,11 +12,15 @@
 extern const struct tool_desc tool_turso_query;
 extern const struct tool_desc tool_turso_batch_execute;
 extern const struct tool_desc tool_turso_schema_inspector;
+extern const struct tool_desc tool_turso_database_manager;
+extern const struct tool_desc tool_turso_analytics;
 
 static const struct tool_desc *const tools[] = {
     &tool_turso_query,
     &tool_turso_batch_execute,
     &tool_turso_schema_inspector,
+    &tool_turso_database_manager,
+    &tool_turso_analytics,
 };
 
 #define N_TOOLS (sizeof(tools) / sizeof(tools[0]))

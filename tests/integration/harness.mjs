@@ -1,6 +1,7 @@
 // Helpers for the end-to-end tests: start and stop the real processes
-// (our server, `tursodb --sync-server`, the Hrana emulator) on 127.0.0.1,
-// drive the admin CLI, and connect the official MCP client.
+// (our server, `tursodb --sync-server`, the Hrana emulator, the Platform API
+// emulator) on 127.0.0.1, drive the admin CLI, and connect the official MCP
+// client.
 //
 // Every process started here is remembered and stopped by PID
 // (SIGTERM, then SIGKILL after a bound); every wait is bounded.
@@ -256,6 +257,47 @@ export async function startEmulator({ dbFile, rw = [], ro = [], expiryMs, failMo
   };
 }
 
+// (c') the Platform API emulator (api.turso.tech stand-in; every database is
+// a real SQLite file served over Hrana on its own 127.0.0.1 port, reached
+// with `--db-scheme http`). Returns its URL and its admin hooks.
+export const platformEmulatorScript = path.join(testsDir, 'emulator', 'platform-emulator.mjs');
+
+export async function startPlatformEmulator({ dataDir, org = 'acme', tokens = [], readOnlyTokens = [], databases = [], stallMs, organizationsShape, timeoutMs = 15000 } = {}) {
+  const args = ['--experimental-sqlite', platformEmulatorScript, '--port', '0', '--data-dir', dataDir, '--org', org];
+  for (const t of tokens) args.push('--token', t);
+  for (const t of readOnlyTokens) args.push('--read-only-token', t);
+  for (const d of databases) args.push('--database', d);
+  if (stallMs !== undefined) args.push('--stall-ms', String(stallMs));
+  if (organizationsShape !== undefined) args.push('--organizations-shape', organizationsShape);
+  const proc = startProcess(process.execPath, args, { name: 'platform-emulator' });
+  const m = await waitForLine(proc, /^platform-emulator listening on (http:\/\/127\.0\.0\.1:(\d+))$/, timeoutMs);
+  const url = m[1];
+  const admin = async (method, p, body) => {
+    const r = await fetch(`${url}/__emulator/${p}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(5000),
+    });
+    const text = await r.text();
+    if (r.status !== 200) throw new Error(`platform emulator ${method} ${p}: HTTP ${r.status} ${text}`);
+    return JSON.parse(text);
+  };
+  return {
+    proc,
+    url,
+    port: Number(m[2]),
+    state: () => admin('GET', 'state'),
+    calls: async () => (await admin('GET', 'calls')).calls,
+    clearCalls: () => admin('DELETE', 'calls'),
+    // mode: none|500|503|429|401|garbage|stall|close; count absent = until changed
+    setFail: (mode, { count, path: p } = {}) => admin('POST', 'fail', { mode, ...(count === undefined ? {} : { count }), ...(p === undefined ? {} : { path: p }) }),
+    setConfig: (cfg) => admin('POST', 'config', cfg),
+    setDbFail: (name, mode, count) => admin('POST', `databases/${encodeURIComponent(name)}/fail`, count === undefined ? { mode } : { mode, count }),
+    mint: (spec) => admin('POST', 'mint', spec),
+  };
+}
+
 // ---------------------------------------------------------------- our server
 
 // (d) `turso-mcp serve --data-dir DIR --listen 127.0.0.1:0 [extra...]`;
@@ -285,6 +327,37 @@ export async function addUser({ dataDir, label, dbUrl, dbToken, readOnly = false
     if (m) {
       r.token = m[1];
       r.printedUrl = r.stdout.split('\n').find((l) => URL_TOKEN_RE.test(l))?.trim();
+      if (port !== undefined) r.url = `http://127.0.0.1:${port}/u/${m[1]}/mcp`;
+    }
+    return r;
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+// (e') `user add` with a Platform API token (through a private temporary
+// file) and its organization, optionally beside a database URL and token.
+// Returns what addUser returns.
+export async function addPlatformUser({ dataDir, label, platformToken, org, defaultDb, readOnly = false, apiUrl, dbScheme = 'http', dbUrl, dbToken, port, extraArgs = [] }) {
+  const dir = await makeTempDir('tm-token-');
+  try {
+    const ptFile = path.join(dir, 'platform-token');
+    await fsp.writeFile(ptFile, platformToken, { mode: 0o600 });
+    const args = ['user', 'add', '--data-dir', dataDir, '--label', label, '--platform-token-file', ptFile, '--org', org];
+    if (defaultDb !== undefined) args.push('--default-db', defaultDb);
+    if (apiUrl !== undefined) args.push('--api-url', apiUrl);
+    if (dbScheme !== undefined) args.push('--db-scheme', dbScheme);
+    if (dbUrl !== undefined) {
+      const dbFile = path.join(dir, 'db-token');
+      await fsp.writeFile(dbFile, dbToken ?? '', { mode: 0o600 });
+      args.push('--db-url', dbUrl, '--db-token-file', dbFile);
+    }
+    if (readOnly) args.push('--read-only');
+    args.push(...extraArgs);
+    const r = await runCommand(serverBin(), args);
+    const m = URL_TOKEN_RE.exec(r.stdout);
+    if (m) {
+      r.token = m[1];
       if (port !== undefined) r.url = `http://127.0.0.1:${port}/u/${m[1]}/mcp`;
     }
     return r;
