@@ -32,9 +32,15 @@ static void check_finish(struct check *k, const struct credcheck_result *r)
     free(k);
 }
 
-/* True when the organization list (a bare array or {"organizations": [...]}) has `slug`. */
-static bool org_listed(const char *body, size_t len, const char *slug, bool *is_readable)
+/*
+ * True when the organization list (a bare array or {"organizations": [...]})
+ * has `slug`; the slugs it has instead go to `seen`, so the refusal can say.
+ */
+static bool org_listed(const char *body, size_t len, const char *slug, bool *is_readable,
+                       char *seen, size_t seen_len)
 {
+    size_t used = 0;
+    seen[0] = '\0';
     json_t *root = json_loadb(body, len, 0, NULL);
     json_t *list = json_is_array(root) ? root : json_object_get(root, "organizations");
     bool found = false;
@@ -47,6 +53,10 @@ static bool org_listed(const char *body, size_t len, const char *slug, bool *is_
         const char *s = json_string_value(json_object_get(org, "slug"));
         if (s && strcmp(s, slug) == 0)
             found = true;
+        else if (s && used < seen_len) {
+            int n = snprintf(seen + used, seen_len - used, "%s%.64s", used ? ", " : "", s);
+            used = n < 0 ? seen_len : used + (size_t)n;
+        }
     }
     json_decref(root);
     return found;
@@ -57,6 +67,7 @@ static void platform_done(const struct turso_reply *reply, void *ctx)
     struct check *k = ctx;
     struct credcheck_result r = {.verdict = CREDCHECK_OK, .what = "platform"};
     bool is_readable = false;
+    char seen[200];
 
     if (reply->err != TM_OK) {
         r.verdict = reply->err == TM_ERR_NETWORK || reply->err == TM_ERR_TIMEOUT
@@ -78,11 +89,14 @@ static void platform_done(const struct turso_reply *reply, void *ctx)
         snprintf(r.message, sizeof(r.message),
                  "The Turso Platform API at %s answered HTTP %ld to GET /v1/organizations",
                  k->api_url, reply->status);
-    } else if (!org_listed(reply->body, reply->body_len, k->c->org, &is_readable) && is_readable) {
+    } else if (!org_listed(reply->body, reply->body_len, k->c->org, &is_readable, seen,
+                           sizeof(seen)) &&
+               is_readable) {
         /* An answer we cannot read is not held against the token: its status said yes. */
         r.verdict = CREDCHECK_REFUSED;
         snprintf(r.message, sizeof(r.message),
-                 "This Platform API token cannot see the organization \"%.100s\"", k->c->org);
+                 "This Platform API token cannot see the organization \"%.100s\"%s%s%s", k->c->org,
+                 seen[0] ? " (it sees: " : "", seen, seen[0] ? ")" : "");
     }
     check_finish(k, &r);
 }

@@ -141,12 +141,12 @@ describe('turso-mcp platform tools', () => {
     const base = { dataDir, apiUrl: emu.url, org: ORG, label: 'x' };
     let r = await addPlatformUser({ ...base, platformToken: 'not-a-platform-token-0000' });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /did not accept this token: The Turso Platform API token was refused \(HTTP 401\)/);
+    assert.match(r.stderr, /The Turso Platform API refused this token \(HTTP 401\)/);
     assert.ok(!r.stderr.includes('not-a-platform-token-0000'));
     assert.equal(r.token, undefined);
     r = await addPlatformUser({ ...base, platformToken: PT, org: 'someone-else' });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /cannot see organization "someone-else" \(it sees: acme\)/);
+    assert.match(r.stderr, /cannot see the organization "someone-else" \(it sees: acme\)/);
     r = await addPlatformUser({ ...base, platformToken: PT, defaultDb: 'no-such-db' });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /There is no database "no-such-db" in organization "acme"/);
