@@ -186,6 +186,23 @@ enum tm_err store_check(struct store *s, store_problem_fn fn, void *ctx, size_t 
 enum tm_err store_log_activity(struct store *s, const char *id, const char *tool,
                                const char *database, const char *outcome, int64_t at);
 
+/* One entry for store_log_activities; every string is borrowed for the call. */
+struct store_activity_item {
+    const char *id;       /* public user id */
+    const char *tool;     /* forms as for store_log_activity */
+    const char *database; /* NULL or "" for none */
+    const char *outcome;
+    int64_t at; /* Unix seconds */
+};
+
+/*
+ * store_log_activity for many entries in one transaction (one lock, one
+ * commit): entries of malformed names or of users revoked meanwhile are
+ * skipped. *n_logged (may be NULL) gets how many were written.
+ */
+enum tm_err store_log_activities(struct store *s, const struct store_activity_item *items,
+                                 size_t n_items, size_t *n_logged);
+
 /* Calls fn for the activity of user `id`, newest first; fn runs without the lock. */
 enum tm_err store_activity(struct store *s, const char *id, store_activity_fn fn, void *ctx);
 

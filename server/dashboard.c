@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "hrana.h"
+#include "activity.h"
 #include "log.h"
 #include "store.h"
 #include "web_page.h"
@@ -73,6 +74,8 @@ static void render_dashboard(struct web *w, struct web_buf *b, const char *token
     render_row(b, "Mode", c->is_read_only ? "read-only" : "read-write");
     render_row(b, "Id", id);
     web_buf_add(b, "</table>\n<h2>Recent activity</h2>\n");
+    /* Calls just made may still be queued: show them too. */
+    activity_flush();
     store_activity(w->store, id, count_activity, &n_activity);
     if (n_activity == 0) {
         web_buf_add(b, "<p id=\"no-activity\">No tool calls yet.</p>\n");

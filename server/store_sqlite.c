@@ -2100,32 +2100,76 @@ out:
 
 /* ---- activity ------------------------------------------------------------- */
 
-enum tm_err store_log_activity(struct store *s, const char *id, const char *tool,
-                               const char *database, const char *outcome, int64_t at)
+/* Checks one entry's names; TM_ERR_INVALID for anything outside their forms. */
+static enum tm_err check_activity(const struct store_activity_item *a)
 {
-    enum tm_err err = TM_ERR_STORE;
-    bool in_tx = false;
-    int rc;
-
-    if (!s || !is_public_id(id) || !tool ||
-        !is_name((const unsigned char *)tool, (int)strnlen(tool, STORE_ACTIVITY_NAME_MAX + 1),
+    if (!is_public_id(a->id) || !a->tool ||
+        !is_name((const unsigned char *)a->tool, (int)strnlen(a->tool, STORE_ACTIVITY_NAME_MAX + 1),
                  STORE_ACTIVITY_NAME_MAX) ||
-        !outcome ||
-        !is_outcome((const unsigned char *)outcome,
-                    (int)strnlen(outcome, ACTIVITY_OUTCOME_MAX + 1)))
+        !a->outcome ||
+        !is_outcome((const unsigned char *)a->outcome,
+                    (int)strnlen(a->outcome, ACTIVITY_OUTCOME_MAX + 1)))
         return TM_ERR_INVALID;
-    if (!database)
-        database = "";
-    if (*database &&
-        !is_name((const unsigned char *)database,
-                 (int)strnlen(database, STORE_ACTIVITY_NAME_MAX + 1), STORE_ACTIVITY_NAME_MAX))
+    if (a->database && *a->database &&
+        !is_name((const unsigned char *)a->database,
+                 (int)strnlen(a->database, STORE_ACTIVITY_NAME_MAX + 1), STORE_ACTIVITY_NAME_MAX))
         return TM_ERR_INVALID;
+    return TM_OK;
+}
 
+/* Inserts one entry and trims its user's log; call inside the transaction. */
+static enum tm_err insert_activity(struct store *s, const struct store_activity_item *a)
+{
+    enum tm_err err = TM_OK;
+    int rc = sqlite3_bind_text(s->st_act_insert, 1, a->id, STORE_ID_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s->st_act_insert, 2, a->at);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s->st_act_insert, 3, a->tool, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s->st_act_insert, 4, a->database ? a->database : "", -1,
+                               SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s->st_act_insert, 5, a->outcome, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s->st_act_insert);
+    if (rc != SQLITE_DONE) {
+        err = sql_fail(s->db, "activity", rc);
+        goto out;
+    }
+    if (sqlite3_changes(s->db) == 0) {
+        err = TM_ERR_NOT_FOUND; /* the user was revoked meanwhile */
+        goto out;
+    }
+    rc = sqlite3_bind_text(s->st_act_trim, 1, a->id, STORE_ID_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(s->st_act_trim, 2, STORE_ACTIVITY_MAX);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s->st_act_trim);
+    if (rc != SQLITE_DONE)
+        err = sql_fail(s->db, "activity", rc);
+out:
+    sqlite3_reset(s->st_act_insert);
+    sqlite3_clear_bindings(s->st_act_insert);
+    sqlite3_reset(s->st_act_trim);
+    sqlite3_clear_bindings(s->st_act_trim);
+    return err;
+}
+
+enum tm_err store_log_activities(struct store *s, const struct store_activity_item *items,
+                                 size_t n_items, size_t *n_logged)
+{
+    enum tm_err err = TM_OK;
+    bool in_tx = false;
+    size_t logged = 0;
+
+    if (!s)
+        return TM_ERR_INVALID;
     lock(s);
     /*
      * NORMAL for this transaction only: in WAL mode it skips the fsync at
      * commit, so a crash may lose the newest entries but never corrupts
-     * anything, and a log line per tool call does not wait on the disk.
+     * anything, and activity never waits on the disk.
      */
     err = exec_sql(s->db, "activity", "PRAGMA synchronous=NORMAL");
     if (err != TM_OK)
@@ -2134,48 +2178,45 @@ enum tm_err store_log_activity(struct store *s, const char *id, const char *tool
     if (err != TM_OK)
         goto out;
     in_tx = true;
-    rc = sqlite3_bind_text(s->st_act_insert, 1, id, STORE_ID_LEN, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s->st_act_insert, 2, at);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s->st_act_insert, 3, tool, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s->st_act_insert, 4, database, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s->st_act_insert, 5, outcome, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s->st_act_insert);
-    if (rc != SQLITE_DONE) {
-        err = sql_fail(s->db, "activity", rc);
-        goto out;
-    }
-    if (sqlite3_changes(s->db) == 0) {
-        err = TM_ERR_NOT_FOUND;
-        goto out;
-    }
-    rc = sqlite3_bind_text(s->st_act_trim, 1, id, STORE_ID_LEN, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s->st_act_trim, 2, STORE_ACTIVITY_MAX);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s->st_act_trim);
-    if (rc != SQLITE_DONE) {
-        err = sql_fail(s->db, "activity", rc);
-        goto out;
+    for (size_t i = 0; i < n_items; i++) {
+        /* A malformed entry, or one of a user revoked meanwhile, is skipped, not fatal. */
+        if (check_activity(&items[i]) != TM_OK)
+            continue;
+        enum tm_err one = insert_activity(s, &items[i]);
+        if (one == TM_OK)
+            logged++;
+        else if (one != TM_ERR_NOT_FOUND) {
+            err = one;
+            goto out;
+        }
     }
     err = exec_sql(s->db, "commit", "COMMIT");
     if (err == TM_OK)
         in_tx = false;
 out:
-    sqlite3_reset(s->st_act_insert);
-    sqlite3_clear_bindings(s->st_act_insert);
-    sqlite3_reset(s->st_act_trim);
-    sqlite3_clear_bindings(s->st_act_trim);
-    if (in_tx)
+    if (in_tx) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        logged = 0;
+    }
     /* Every other write waits for the disk again. */
     sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
     unlock(s);
+    if (n_logged)
+        *n_logged = logged;
     return err;
+}
+
+enum tm_err store_log_activity(struct store *s, const char *id, const char *tool,
+                               const char *database, const char *outcome, int64_t at)
+{
+    struct store_activity_item item = {
+        .id = id, .tool = tool, .database = database, .outcome = outcome, .at = at};
+    enum tm_err err = check_activity(&item);
+    if (err != TM_OK)
+        return err;
+    size_t logged = 0;
+    err = store_log_activities(s, &item, 1, &logged);
+    return err == TM_OK && logged == 0 ? TM_ERR_NOT_FOUND : err;
 }
 
 /* One activity entry copied out of its row. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "activity.h"
 #include "log.h"
 #include "web_assets.h"
 #include "web_page.h"
@@ -27,9 +28,6 @@
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src "        \
     "'self'; "                                                                                     \
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-
-/* The store activity goes to; set by web_create before any thread, cleared by web_destroy. */
-static struct store *activity_store;
 
 enum tm_err web_create(const struct config *cfg, struct store *store,
                        struct turso_transport *transport, struct web **out)
@@ -50,7 +48,11 @@ enum tm_err web_create(const struct config *cfg, struct store *store,
     }
     randombytes_buf(w->csrf_key, sizeof(w->csrf_key));
     atomic_init(&w->n_checks, 0);
-    activity_store = store;
+    if (activity_start(store) != TM_OK) {
+        free(w->public_base);
+        free(w);
+        return TM_ERR_NOMEM;
+    }
     *out = w;
     return TM_OK;
 }
@@ -60,8 +62,7 @@ void web_destroy(struct web **wp)
     if (!wp || !*wp)
         return;
     struct web *w = *wp;
-    if (activity_store == w->store)
-        activity_store = NULL;
+    activity_stop();
     free(w->public_base);
     sodium_memzero(w, sizeof(*w));
     free(w);
@@ -71,13 +72,7 @@ void web_destroy(struct web **wp)
 void web_note_activity(const char *user_id, const char *tool, const char *database,
                        const char *outcome)
 {
-    struct store *s = activity_store;
-    if (!s || !user_id || !tool || !outcome)
-        return;
-    enum tm_err err = store_log_activity(s, user_id, tool, database, outcome, (int64_t)time(NULL));
-    if (err != TM_OK && err != TM_ERR_NOT_FOUND)
-        log_msg(LOG_DEBUG, "event=activity_not_logged user=%s reason=\"%s\"", user_id,
-                tm_err_message(err));
+    activity_note(user_id, tool, database, outcome);
 }
 
 enum web_page web_route(const char *path, char token_out[STORE_TOKEN_LEN + 1])
