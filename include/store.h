@@ -39,16 +39,33 @@ struct store_user_info {
 
 typedef void (*store_list_fn)(const struct store_user_info *info, void *ctx);
 
+/* Room for a master key's text: "v<version>:<64 hex>\n" and the NUL. */
+#define STORE_MASTER_KEY_TEXT_MAX 80
+
 /*
- * Opens (creating on first use) `data_dir`: the directory (0700), the master
- * key file `master.key` (0600, never overwritten) and the SQLite store
- * `store.db` (WAL). *created_key is set to true when this call generated the
- * master key. On success *out owns the store; close it with store_close.
- * Errors: TM_ERR_INVALID for a malformed key file; TM_ERR_DENIED for a key
- * file readable by group or others, or a key that is not the one the store
- * was made with; TM_ERR_STORE for a store of a newer schema; TM_ERR_IO.
+ * Opens (creating on first use) `data_dir`: the directory (0700) and the
+ * SQLite store `store.db` (WAL). The master key comes from `key_file` when
+ * it is not NULL or "" (never created; group and others may read it if it
+ * lies outside data_dir and only its owner may write it: a Docker secret),
+ * else from `data_dir/master.key` (created 0600 on first use, never
+ * overwritten, refused if group or others have any access). *created_key,
+ * when not NULL, is set to true when this call generated the master key.
+ * On success *out owns the store; close it with store_close.
+ * Errors: TM_ERR_NOT_FOUND for a key_file that does not exist;
+ * TM_ERR_INVALID for a malformed key file; TM_ERR_DENIED for a key file
+ * with looser permissions than these, one we may not read, or a key that
+ * is not the one the store was made with; TM_ERR_STORE for a store of a
+ * newer schema; TM_ERR_IO. Each failure is logged here, with the path.
  */
-enum tm_err store_open(const char *data_dir, struct store **out, bool *created_key);
+enum tm_err store_open(const char *data_dir, const char *key_file, struct store **out,
+                       bool *created_key);
+
+/*
+ * Writes a new random master key in the key file format
+ * ("v<version>:<64 hex>\n", NUL-terminated) to `out`, for `turso-mcp
+ * keygen`. The caller wipes `out` (sodium_memzero) when done.
+ */
+enum tm_err store_master_key_new(char out[STORE_MASTER_KEY_TEXT_MAX]);
 
 /* Closes and frees the store, wiping key material; clears *s. Accepts NULL. */
 void store_close(struct store **s);

@@ -1,6 +1,7 @@
 /*
  * The SQLite backend of the user store: `store.db` (WAL) beside the master
- * key file `master.key`, both in the data directory. Token, record id and
+ * key file `master.key`, both in the data directory, unless the key comes
+ * from a file of the operator's (a Docker secret). Token, record id and
  * sealing are done here with libsodium; the credentials' byte form comes
  * from creds.c. Any thread may call in: one mutex serialises the single
  * SQLite connection, and crypto runs outside it.
@@ -53,6 +54,9 @@ _Static_assert(sizeof(KDF_CTX_CHECK) - 1 == crypto_kdf_CONTEXTBYTES, "kdf contex
 _Static_assert(MASTER_KEY_LEN == crypto_kdf_KEYBYTES, "master key is a kdf key");
 _Static_assert(SUBKEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "seal key size");
 _Static_assert(STORE_TOKEN_LEN == 43, "base64url of 32 bytes without padding");
+_Static_assert(STORE_MASTER_KEY_TEXT_MAX >=
+                   1 + MASTER_KEY_VERSION_DIGITS + 1 + 2 * MASTER_KEY_LEN + 2,
+               "room for the longest key text");
 
 struct store {
     /*
@@ -175,6 +179,18 @@ static enum tm_err parse_master_key(const char *text, size_t len, int *version,
     return TM_OK;
 }
 
+enum tm_err store_master_key_new(char out[STORE_MASTER_KEY_TEXT_MAX])
+{
+    unsigned char key[MASTER_KEY_LEN];
+    int n = snprintf(out, STORE_MASTER_KEY_TEXT_MAX, "v%d:", MASTER_KEY_VERSION);
+
+    randombytes_buf(key, sizeof(key));
+    sodium_bin2hex(out + n, STORE_MASTER_KEY_TEXT_MAX - (size_t)n, key, sizeof(key));
+    strcat(out, "\n");
+    sodium_memzero(key, sizeof(key));
+    return TM_OK;
+}
+
 /*
  * Writes a fresh key to a temporary file, then links it to master.key.
  * link(), unlike rename(), fails when master.key already exists, so an
@@ -184,17 +200,12 @@ static enum tm_err parse_master_key(const char *text, size_t len, int *version,
 static enum tm_err create_master_key(int dir_fd)
 {
     enum tm_err err = TM_ERR_IO;
-    unsigned char key[MASTER_KEY_LEN];
-    char text[MASTER_KEY_FILE_MAX];
+    char text[STORE_MASTER_KEY_TEXT_MAX];
     char tmp_name[64];
     int fd = -1;
     bool has_tmp = false;
-    int n;
 
-    randombytes_buf(key, sizeof(key));
-    n = snprintf(text, sizeof(text), "v%d:", MASTER_KEY_VERSION);
-    sodium_bin2hex(text + n, sizeof(text) - (size_t)n, key, sizeof(key));
-    strcat(text, "\n");
+    store_master_key_new(text);
     snprintf(tmp_name, sizeof(tmp_name), MASTER_KEY_FILE ".%08" PRIx32 "%08" PRIx32 ".tmp",
              randombytes_random(), randombytes_random());
 
@@ -236,41 +247,38 @@ out:
     /* The link and the unlink must reach the disk before we hand out tokens. */
     if (err == TM_OK && fsync(dir_fd) != 0)
         err = TM_ERR_IO;
-    sodium_memzero(key, sizeof(key));
     sodium_memzero(text, sizeof(text));
     return err;
 }
 
-/* Reads master.key, creating it first if it does not exist. */
-static enum tm_err load_master_key(int dir_fd, int *version, unsigned char key[MASTER_KEY_LEN],
-                                   bool *created)
+/*
+ * Whether `path` resolves to a name inside the directory `dir_path`
+ * resolves to. When either does not resolve, says true: the stricter answer.
+ */
+static bool is_inside(const char *path, const char *dir_path)
+{
+    char *file = realpath(path, NULL);
+    char *dir = realpath(dir_path, NULL);
+    size_t dir_len = dir ? strlen(dir) : 0;
+    bool inside = !file || !dir || strcmp(dir, "/") == 0 ||
+                  (strncmp(file, dir, dir_len) == 0 && file[dir_len] == '/');
+    free(file);
+    free(dir);
+    return inside;
+}
+
+/*
+ * Checks the key file behind `fd` and reads the key from it. `is_shared_ok`
+ * lets group and others read the file, never write it (see load_master_key).
+ */
+static enum tm_err read_master_key(int fd, bool is_shared_ok, int *version,
+                                   unsigned char key[MASTER_KEY_LEN])
 {
     enum tm_err err = TM_ERR_IO;
     char text[MASTER_KEY_FILE_MAX + 1];
     size_t len = 0;
     struct stat st;
-    int fd = -1;
-
-    /* Twice at most: if another process creates the key between our two opens, read theirs. */
-    for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
-        /* No O_NOFOLLOW: a key mounted as a secret is often a symlink; fstat checks the target. */
-        fd = openat(dir_fd, MASTER_KEY_FILE, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0)
-            break;
-        if (errno != ENOENT) {
-            log_msg(LOG_ERROR, "event=store_master_key_open_failed errno=%d err=\"%s\"", errno,
-                    strerror(errno));
-            goto out;
-        }
-        err = create_master_key(dir_fd);
-        if (err == TM_OK)
-            *created = true;
-        else if (err != TM_ERR_EXISTS)
-            goto out;
-        err = TM_ERR_IO;
-    }
-    if (fd < 0)
-        goto out;
+    mode_t refused = is_shared_ok ? (S_IWGRP | S_IWOTH) : (S_IRWXG | S_IRWXO);
 
     if (fstat(fd, &st) != 0)
         goto out;
@@ -279,7 +287,7 @@ static enum tm_err load_master_key(int dir_fd, int *version, unsigned char key[M
         err = TM_ERR_INVALID;
         goto out;
     }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    if (st.st_mode & refused) {
         log_msg(LOG_ERROR, "event=store_master_key_rejected reason=permissions mode=%04o",
                 (unsigned)(st.st_mode & 07777));
         err = TM_ERR_DENIED;
@@ -302,9 +310,67 @@ static enum tm_err load_master_key(int dir_fd, int *version, unsigned char key[M
     }
     err = TM_OK;
 out:
+    sodium_memzero(text, sizeof(text));
+    return err;
+}
+
+/*
+ * Reads the master key from `key_file`, which is never created. A file we
+ * did not make may be readable by group and others, if it lies outside the
+ * data directory and none but its owner may write it: Docker mounts
+ * secrets 0444 (swarm) or with the host file's mode (compose), as it cannot
+ * know which user the container runs as, and the container holds no other
+ * user to read it. The key alone opens no record without the users' URLs.
+ * Inside the data directory, where we create keys 0600, a looser mode
+ * means a copy went wrong, and is refused as for master.key.
+ */
+static enum tm_err load_key_file(const char *key_file, const char *data_dir, int *version,
+                                 unsigned char key[MASTER_KEY_LEN])
+{
+    /* No O_NOFOLLOW: /run/secrets entries may be symlinks; fstat checks the target. */
+    int fd = open(key_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        log_msg(LOG_ERROR, "event=store_master_key_open_failed path=\"%s\" errno=%d err=\"%s\"",
+                key_file, e, strerror(e));
+        return e == ENOENT ? TM_ERR_NOT_FOUND : e == EACCES ? TM_ERR_DENIED : TM_ERR_IO;
+    }
+    enum tm_err err = read_master_key(fd, !is_inside(key_file, data_dir), version, key);
+    close(fd);
+    return err;
+}
+
+/* Reads master.key, creating it first if it does not exist. */
+static enum tm_err load_master_key(int dir_fd, int *version, unsigned char key[MASTER_KEY_LEN],
+                                   bool *created)
+{
+    enum tm_err err = TM_ERR_IO;
+    int fd = -1;
+
+    /* Twice at most: if another process creates the key between our two opens, read theirs. */
+    for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+        /* No O_NOFOLLOW: a key mounted as a secret is often a symlink; fstat checks the target. */
+        fd = openat(dir_fd, MASTER_KEY_FILE, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            break;
+        if (errno != ENOENT) {
+            log_msg(LOG_ERROR, "event=store_master_key_open_failed errno=%d err=\"%s\"", errno,
+                    strerror(errno));
+            goto out;
+        }
+        err = create_master_key(dir_fd);
+        if (err == TM_OK)
+            *created = true;
+        else if (err != TM_ERR_EXISTS)
+            goto out;
+        err = TM_ERR_IO;
+    }
+    if (fd < 0)
+        goto out;
+    err = read_master_key(fd, false, version, key);
+out:
     if (fd >= 0)
         close(fd);
-    sodium_memzero(text, sizeof(text));
     return err;
 }
 
@@ -639,7 +705,8 @@ static enum tm_err open_data_dir(const char *data_dir, int *dir_fd)
     return TM_OK;
 }
 
-enum tm_err store_open(const char *data_dir, struct store **out, bool *created_key)
+enum tm_err store_open(const char *data_dir, const char *key_file, struct store **out,
+                       bool *created_key)
 {
     enum tm_err err = TM_ERR_INTERNAL;
     struct store *s = NULL;
@@ -660,7 +727,10 @@ enum tm_err store_open(const char *data_dir, struct store **out, bool *created_k
     err = open_data_dir(data_dir, &dir_fd);
     if (err != TM_OK)
         goto out;
-    err = load_master_key(dir_fd, &s->key_version, master, &created);
+    if (key_file && *key_file)
+        err = load_key_file(key_file, data_dir, &s->key_version, master);
+    else
+        err = load_master_key(dir_fd, &s->key_version, master, &created);
     if (err != TM_OK)
         goto out;
     /* Keep only the subkeys: the master key itself is wiped below. */
