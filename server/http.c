@@ -691,14 +691,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_unlock(&r->lock);
         return ret;
     }
+    /*
+     * Health probes (Docker's HEALTHCHECK, load balancers, Kubernetes) name
+     * the server by whatever address reaches it, and "ok" tells a rebinding
+     * page nothing, so /healthz answers before the Host and Origin checks.
+     */
+    if (r->route == ROUTE_HEALTHZ)
+        return send_text(r, 200, "text/plain", "ok\n");
     if (!is_host_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host")))
         return send_text(r, 421, "text/plain", "Misdirected Request: unknown Host\n");
     if (!is_origin_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin")))
         return send_text(r, 403, "application/json",
                          "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":"
                          "\"Forbidden: Origin not allowed\"}}");
-    if (r->route == ROUTE_HEALTHZ)
-        return send_text(r, 200, "text/plain", "ok\n");
     if (r->route == ROUTE_NOT_FOUND)
         return send_text(r, 404, "text/plain", "Not Found");
     if (strcmp(r->method, "OPTIONS") == 0)

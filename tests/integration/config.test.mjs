@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -185,5 +186,27 @@ describe('settings, keygen, master key file, healthcheck', () => {
     r = await run(['user', 'list', '--data-dir', dataDir]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /reason=mismatch/);
+  });
+
+  test('/healthz answers whatever the Host, as probes name the server by address', async () => {
+    const server = await startServer({ dataDir: path.join(dir, 'data-health'), extraArgs: ['--public-url', 'https://mcp.example.com'] });
+    const get = (p, host) =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: server.port, path: p, headers: { host }, timeout: 5000 }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode));
+        });
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      assert.equal(await get('/healthz', '10.0.0.7:8787'), 200);
+      assert.equal(await get('/healthz', 'mcp.example.com'), 200);
+      // Everything else still checks it.
+      assert.equal(await get('/mcp', '10.0.0.7:8787'), 421);
+    } finally {
+      await stopProcess(server.proc);
+    }
   });
 });
