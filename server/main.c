@@ -219,6 +219,11 @@ int main(int argc, char **argv)
     }
     log_set_level(parse_level(cfg.log_level));
     if (strcmp(command, "serve") == 0) {
+        if (n_rest == 1 && (strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0)) {
+            usage(stdout);
+            rc = 0;
+            goto out;
+        }
         bool is_print = n_rest == 1 && strcmp(rest[0], "--print-config") == 0;
         if (n_rest > 0 && !is_print) {
             fprintf(stderr, "unknown option %s (see turso-mcp --help)\n", rest[0]);
