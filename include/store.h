@@ -55,7 +55,7 @@ typedef void (*store_list_fn)(const struct store_user_info *info, void *ctx);
  * TM_ERR_INVALID for a malformed key file; TM_ERR_DENIED for a key file
  * with looser permissions than these, one we may not read, or a key that
  * is not the one the store was made with; TM_ERR_STORE for a store of a
- * newer schema; TM_ERR_IO. Each failure is logged here, with the path.
+ * newer schema; TM_ERR_IO. Each failure is logged here (a key file by its path).
  */
 enum tm_err store_open(const char *data_dir, const char *key_file, struct store **out,
                        bool *created_key);
