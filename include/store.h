@@ -77,18 +77,35 @@ typedef void (*store_activity_fn)(const struct store_activity_entry *e, void *ct
 /* One problem found by store_check: a secret-free sentence. */
 typedef void (*store_problem_fn)(const char *problem, void *ctx);
 
+/* Room for a master key's text: "v<version>:<64 hex>\n" and the NUL. */
+#define STORE_MASTER_KEY_TEXT_MAX 80
+
 /*
- * Opens (creating on first use) `data_dir`: the directory (0700), the master
- * key file `master.key` (0600, never overwritten) and the SQLite store
- * `store.db` (WAL). *created_key is set to true when this call generated the
+ * Opens (creating on first use) `data_dir`: the directory (0700) and the
+ * SQLite store `store.db` (WAL). The master keys come from `key_file` when
+ * it is not NULL or "" (never created nor written; group and others may
+ * read it if it lies outside data_dir and only its owner may write it: a
+ * Docker secret), else from `data_dir/master.key` (created 0600 on first
+ * use, never overwritten, refused if group or others have any access).
+ * *created_key, when not NULL, is set to true when this call generated the
  * master key. On success *out owns the store; close it with store_close.
- * Errors: TM_ERR_INVALID for a malformed key file (versions must increase);
- * TM_ERR_DENIED for a key file readable by group or others, a version whose
- * key is not the one the store recorded, or a file that does not start with
- * the store's first version (which finds every record); TM_ERR_STORE for a
- * store of a newer schema; TM_ERR_IO. Stores of schema 1 are upgraded.
+ * Errors: TM_ERR_NOT_FOUND for a key_file that does not exist;
+ * TM_ERR_INVALID for a malformed key file (versions must increase);
+ * TM_ERR_DENIED for a key file with looser permissions than these, one we
+ * may not read, a version whose key is not the one the store recorded, or a
+ * file that does not start with the store's first version (which finds
+ * every record); TM_ERR_STORE for a store of a newer schema; TM_ERR_IO.
+ * Stores of schema 1 are upgraded. Each failure is logged here.
  */
-enum tm_err store_open(const char *data_dir, struct store **out, bool *created_key);
+enum tm_err store_open(const char *data_dir, const char *key_file, struct store **out,
+                       bool *created_key);
+
+/*
+ * Writes a new random master key in the key file format
+ * ("v<version>:<64 hex>\n", NUL-terminated) to `out`, for `turso-mcp
+ * keygen`. The caller wipes `out` (sodium_memzero) when done.
+ */
+enum tm_err store_master_key_new(char out[STORE_MASTER_KEY_TEXT_MAX]);
 
 /* Closes and frees the store, wiping key material; clears *s. Accepts NULL. */
 void store_close(struct store **s);

@@ -1,11 +1,11 @@
 /*
- * `turso-mcp user add|list|revoke|rotate`, `keys rotate|status` and
- * `store check`. `add` checks the credentials against Turso before
- * anything is stored (a `SELECT 1` through the pipeline for a database
- * token, `GET /v1/organizations` for a Platform API token), then seals them
- * and prints the user's URL once; `rotate` takes the current URL on stdin
- * (only its holder can open the record) and prints the new one. Secrets
- * are read from files or stdin and wiped after use.
+ * `turso-mcp user add|list|revoke|rotate`, `keys rotate|status`, `store
+ * check`, `keygen` and `healthcheck`. `add` checks the credentials against
+ * Turso before anything is stored (a `SELECT 1` through the pipeline for a
+ * database token, `GET /v1/organizations` for a Platform API token), then
+ * seals them and prints the user's URL once; `rotate` takes the current URL
+ * on stdin (only its holder can open the record) and prints the new one.
+ * Secrets are read from files or stdin and wiped after use.
  */
 #include "admin.h"
 
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "credcheck.h"
 #include "creds.h"
@@ -59,6 +60,26 @@ static char *read_secret(const char *path, char *why, size_t why_len)
     if (!s)
         snprintf(why, why_len, "out of memory");
     return s;
+}
+
+enum tm_err admin_open_store(const struct config *cfg, struct store **out, bool *created_key)
+{
+    const char *key_file =
+        cfg->master_key_file && *cfg->master_key_file ? cfg->master_key_file : NULL;
+    enum tm_err err = store_open(cfg->data_dir, key_file, out, created_key);
+    if (err == TM_OK)
+        return TM_OK;
+    if (key_file && err == TM_ERR_NOT_FOUND)
+        fprintf(stderr,
+                "The master key file %s does not exist. Create one with\n"
+                "  turso-mcp keygen > FILE\n"
+                "and keep it: it opens the store in %s.\n",
+                key_file, cfg->data_dir);
+    else
+        fprintf(stderr, "cannot open the store in %s%s%s: %s (the log line above says why)\n",
+                cfg->data_dir, key_file ? " with the master key in " : "", key_file ? key_file : "",
+                tm_err_message(err));
+    return err;
 }
 
 static bool is_db_url(const char *u)
@@ -276,12 +297,9 @@ static int user_add(const struct config *cfg, int argc, char **argv)
         goto out;
 
     bool is_new_key = false;
-    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
-    if (err != TM_OK) {
-        fprintf(stderr, "user add: cannot open the store in %s: %s\n", cfg->data_dir,
-                tm_err_message(err));
+    if (admin_open_store(cfg, &store, &is_new_key) != TM_OK)
         goto out;
-    }
+    enum tm_err err;
     if (is_new_key)
         fprintf(stderr, "Created a new master key in %s/master.key\n", cfg->data_dir);
     err = store_add(store, &c, token, id);
@@ -331,12 +349,9 @@ static int user_list(const struct config *cfg)
 {
     struct store *store = NULL;
     bool is_new_key = false;
-    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
-    if (err != TM_OK) {
-        fprintf(stderr, "user list: cannot open the store in %s: %s\n", cfg->data_dir,
-                tm_err_message(err));
+    if (admin_open_store(cfg, &store, &is_new_key) != TM_OK)
         return 1;
-    }
+    enum tm_err err;
     printf("%-16s  %-20s  %-20s  %-10s  %s\n", "ID", "CREATED", "LAST_USED", "MODE", "LABEL");
     err = store_list(store, print_user, NULL);
     store_close(&store);
@@ -351,9 +366,9 @@ static int user_revoke(const struct config *cfg, const char *id)
 {
     struct store *store = NULL;
     bool is_new_key = false;
-    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
-    if (err == TM_OK)
-        err = store_revoke(store, id);
+    if (admin_open_store(cfg, &store, &is_new_key) != TM_OK)
+        return 1;
+    enum tm_err err = store_revoke(store, id);
     store_close(&store);
     if (err == TM_ERR_NOT_FOUND) {
         fprintf(stderr, "user revoke: no user with id %s\n", id);
@@ -408,12 +423,9 @@ static int user_rotate(const struct config *cfg)
         goto out;
     }
     bool is_new_key = false;
-    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
-    if (err != TM_OK) {
-        fprintf(stderr, "user rotate: cannot open the store in %s: %s\n", cfg->data_dir,
-                tm_err_message(err));
+    enum tm_err err = admin_open_store(cfg, &store, &is_new_key);
+    if (err != TM_OK)
         goto out;
-    }
     err = store_rotate(store, old_token, new_token, id);
     if (err == TM_ERR_NOT_FOUND) {
         fprintf(stderr, "user rotate: no user has this URL (revoked, or already rotated)\n");
@@ -468,14 +480,9 @@ static struct store *open_for(const struct config *cfg, const char *command)
 {
     struct store *store = NULL;
     bool is_new_key = false;
-    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
-    if (err != TM_OK) {
-        fprintf(stderr, "%s: cannot open the store in %s: %s\n", command, cfg->data_dir,
-                tm_err_message(err));
+    (void)command; /* admin_open_store says what went wrong */
+    if (admin_open_store(cfg, &store, &is_new_key) != TM_OK)
         return NULL;
-    }
-    if (is_new_key)
-        fprintf(stderr, "Created a new master key in %s/master.key\n", cfg->data_dir);
     return store;
 }
 
@@ -577,4 +584,78 @@ int admin_store(const struct config *cfg, int argc, char **argv)
     printf("store check: ok (record structure, key versions and checks, activity; sealed "
            "contents open only with their URLs)\n");
     return 0;
+}
+int admin_keygen(int argc, char **argv)
+{
+    char text[STORE_MASTER_KEY_TEXT_MAX];
+
+    if (argc > 0) {
+        fprintf(stderr, "usage: turso-mcp keygen > FILE\n");
+        return 2;
+    }
+    if (store_master_key_new(text) != TM_OK) {
+        fprintf(stderr, "keygen: cannot make a key\n");
+        return 1;
+    }
+    fputs(text, stdout);
+    sodium_memzero(text, sizeof(text));
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "keygen: cannot write the key: %s\n", strerror(errno));
+        return 1;
+    }
+    if (isatty(STDOUT_FILENO))
+        fprintf(stderr, "Save it to a file instead: turso-mcp keygen > master.key (then set "
+                        "master_key_file, or TURSO_MCP_MASTER_KEY_FILE, to that file)\n");
+    return 0;
+}
+
+/* A health probe's limit: well inside Docker's default HEALTHCHECK timeout of 30 s. */
+#define HEALTHCHECK_TIMEOUT_MS 3000
+
+int admin_healthcheck(const struct config *cfg, int argc, char **argv)
+{
+    int rc = 1;
+    struct turso_transport *t = NULL;
+    struct turso_reply reply = {0};
+    char *base = NULL;
+    char url[512];
+
+    if (argc > 0) {
+        fprintf(stderr, "usage: turso-mcp healthcheck [--listen HOST:PORT]\n");
+        return 2;
+    }
+    if (cfg->listen_port == 0) {
+        fprintf(stderr, "healthcheck: listen has port 0, so there is no known port to ask\n");
+        return 2;
+    }
+    base = config_local_base(cfg);
+    if (!base) {
+        fprintf(stderr, "out of memory\n");
+        goto out;
+    }
+    snprintf(url, sizeof(url), "%s/healthz", base);
+    struct turso_transport_opts topts = {.connect_timeout_ms = HEALTHCHECK_TIMEOUT_MS,
+                                         .total_timeout_ms = HEALTHCHECK_TIMEOUT_MS,
+                                         .user_agent = "turso-mcp-healthcheck/" TM_VERSION};
+    if (turso_transport_start(&topts, &t) != TM_OK) {
+        fprintf(stderr, "healthcheck: cannot start the HTTP client\n");
+        goto out;
+    }
+    struct turso_request req = {.method = "GET", .url = url};
+    enum tm_err err = turso_transport_call(t, &req, &reply);
+    if (err != TM_OK) {
+        printf("unhealthy: %s: %s\n", url, reply.message);
+        goto out;
+    }
+    if (reply.status != 200) {
+        printf("unhealthy: %s answered HTTP %ld\n", url, reply.status);
+        goto out;
+    }
+    printf("healthy: %s answered 200\n", url);
+    rc = 0;
+out:
+    turso_reply_cleanup(&reply);
+    turso_transport_stop(&t);
+    free(base);
+    return rc;
 }

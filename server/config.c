@@ -1,7 +1,8 @@
 /*
  * The configuration table and its parsers. Each key is described once in
- * `keys[]`; the file parser, the flag parser, --help and the dump all walk
- * that table, so a new setting is one line here and one field in the struct.
+ * `keys[]`; the file parser, the environment, the flag parser, --help and
+ * the dump all walk that table, so a new setting is one line here and one
+ * field in the struct. Runs on the main thread before any other starts.
  */
 #include "config.h"
 
@@ -10,6 +11,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
 
 enum key_type { KEY_STRING, KEY_LONG, KEY_HOSTPORT, KEY_BOOL };
 
@@ -29,7 +32,10 @@ static const struct key keys[] = {
     {"listen", KEY_HOSTPORT, FIELD(listen_host), "127.0.0.1:8787", 0, 0, false,
      "address and port to serve on (HOST:PORT; port 0 picks a free one)"},
     {"data_dir", KEY_STRING, FIELD(data_dir), "./data", 0, 0, false,
-     "directory holding the encrypted store and the master key"},
+     "directory holding the encrypted store (and the master key, unless master_key_file)"},
+    {"master_key_file", KEY_STRING, FIELD(master_key_file), NULL, 0, 0, false,
+     "read the master key from this file (e.g. a Docker secret) instead of DATA_DIR/master.key; "
+     "it is never created"},
     {"public_url", KEY_STRING, FIELD(public_url), NULL, 0, 0, false,
      "base URL printed in user URLs (default http://LISTEN)"},
     {"allowed_origins", KEY_STRING, FIELD(allowed_origins), "", 0, 0, false,
@@ -192,6 +198,7 @@ void config_cleanup(struct config *c)
         return;
     free(c->listen_host);
     free(c->data_dir);
+    free(c->master_key_file);
     free(c->public_url);
     free(c->api_url);
     free(c->db_scheme);
@@ -282,6 +289,153 @@ enum tm_err config_load_file(struct config *c, const char *path, char *err, size
     return rc;
 }
 
+/* The value of `name` in a NULL-terminated `NAME=value` array (the first, as getenv). */
+static const char *env_get(char *const *envp, const char *name)
+{
+    size_t len = strlen(name);
+    for (char *const *e = envp; e && *e; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            return *e + len + 1;
+    return NULL;
+}
+
+/* TURSO_MCP_ and the key's name in upper case: max_rows gives TURSO_MCP_MAX_ROWS. */
+static void env_name(const struct key *k, char *out, size_t out_len)
+{
+    int n = snprintf(out, out_len, "%s", CONFIG_ENV_PREFIX);
+    for (const char *p = k->name; *p && (size_t)n + 1 < out_len; p++, n++)
+        out[n] = (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : *p;
+    out[n] = '\0';
+}
+
+/* Whether `var` (NAME=value) is a TURSO_MCP_ variable we read. */
+static bool is_known_env(const char *var)
+{
+    char name[64];
+    if (strncmp(var, CONFIG_ENV_FILE "=", strlen(CONFIG_ENV_FILE) + 1) == 0)
+        return true;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        env_name(&keys[i], name, sizeof(name));
+        size_t len = strlen(name);
+        if (strncmp(var, name, len) == 0 && var[len] == '=')
+            return true;
+    }
+    return false;
+}
+
+enum tm_err config_load_env(struct config *c, char *const *envp, char *err, size_t err_len)
+{
+    char name[64], why[160];
+    for (size_t i = 0; i < N_KEYS; i++) {
+        env_name(&keys[i], name, sizeof(name));
+        const char *value = env_get(envp, name);
+        if (!value)
+            continue;
+        enum tm_err rc = set_key(c, &keys[i], value, why, sizeof(why));
+        if (rc != TM_OK) {
+            snprintf(err, err_len, "%s: %s", name, why);
+            return rc;
+        }
+    }
+    /*
+     * Others under our prefix are not an error: Kubernetes, for one, gives
+     * a pod TURSO_MCP_PORT and friends for a service named turso-mcp. But a
+     * misspelt setting should not pass unnoticed. The value is not logged.
+     */
+    for (char *const *e = envp; e && *e; e++) {
+        if (strncmp(*e, CONFIG_ENV_PREFIX, strlen(CONFIG_ENV_PREFIX)) != 0 || is_known_env(*e))
+            continue;
+        int name_len = (int)strcspn(*e, "=");
+        log_msg(LOG_WARN, "event=config_unknown_env name=%.*s", name_len > 64 ? 64 : name_len, *e);
+    }
+    return TM_OK;
+}
+
+/*
+ * Applies one flag if the table knows it: *used is 0 when it does not
+ * (a flag of the command's own), 1 for --name=value, 2 for --name value.
+ */
+static enum tm_err apply_flag(struct config *c, int argc, char **argv, int i, int *used, char *err,
+                              size_t err_len)
+{
+    const char *arg = argv[i];
+    const char *eq = strchr(arg, '=');
+    size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+    char name[64];
+
+    *used = 0;
+    if (name_len >= sizeof(name))
+        return TM_OK;
+    memcpy(name, arg, name_len);
+    name[name_len] = '\0';
+    const struct key *k = find_key(name);
+    if (!k)
+        return TM_OK;
+    const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+    if (!value) {
+        snprintf(err, err_len, "%s needs a value", name);
+        return TM_ERR_INVALID;
+    }
+    char why[160];
+    enum tm_err rc = set_key(c, k, value, why, sizeof(why));
+    if (rc != TM_OK) {
+        snprintf(err, err_len, "%s: %s", name, why);
+        return rc;
+    }
+    *used = eq ? 1 : 2;
+    return TM_OK;
+}
+
+enum tm_err config_parse_args(struct config *c, int argc, char **argv, char *const *envp,
+                              char **rest, int *n_rest, char *err, size_t err_len)
+{
+    enum tm_err rc = TM_OK;
+    bool has_config_flag = false;
+
+    *n_rest = 0;
+    /* 1. The file: every --config in order, or else the one the environment names. */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") != 0)
+            continue;
+        if (i + 1 >= argc) {
+            snprintf(err, err_len, "--config needs a file");
+            return TM_ERR_INVALID;
+        }
+        has_config_flag = true;
+        rc = config_load_file(c, argv[++i], err, err_len);
+        if (rc != TM_OK)
+            return rc;
+    }
+    const char *env_file = env_get(envp, CONFIG_ENV_FILE);
+    if (!has_config_flag && env_file && *env_file) {
+        rc = config_load_file(c, env_file, err, err_len);
+        if (rc != TM_OK)
+            return rc;
+    }
+    /* 2. The environment. */
+    rc = config_load_env(c, envp, err, err_len);
+    if (rc != TM_OK)
+        return rc;
+    /* 3. The flags; the command's own are kept, in order, for it. */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            i++;
+            continue;
+        }
+        int used = 0;
+        if (strncmp(argv[i], "--", 2) == 0) {
+            rc = apply_flag(c, argc, argv, i, &used, err, err_len);
+            if (rc != TM_OK)
+                return rc;
+        }
+        if (used == 0)
+            rest[(*n_rest)++] = argv[i];
+        else
+            i += used - 1;
+    }
+    return TM_OK;
+}
+
 void config_print_help(FILE *out)
 {
     for (size_t i = 0; i < N_KEYS; i++) {
@@ -291,50 +445,48 @@ void config_print_help(FILE *out)
             if (*p == '_')
                 *p = '-';
         fprintf(out, "  %-24s %s", flag, keys[i].help);
-        if (keys[i].def)
+        if (keys[i].def && *keys[i].def)
             fprintf(out, " (default %s)", keys[i].def);
         fputc('\n', out);
     }
 }
 
-void config_dump(const struct config *c, FILE *out)
+/* Prints `table`'s values from `c` as `key = value` lines a config file can read back. */
+static void dump_keys(const struct key *table, size_t n, const struct config *c, FILE *out)
 {
     const char *base = (const char *)c;
-    for (size_t i = 0; i < N_KEYS; i++) {
-        const struct key *k = &keys[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct key *k = &table[i];
         fprintf(out, "%s = ", k->name);
-        if (k->is_sensitive) {
-            fputs("***\n", out);
-            continue;
-        }
         switch (k->type) {
         case KEY_STRING: {
             const char *v = *(char *const *)(base + k->offset);
-            fprintf(out, "%s\n", v ? v : "");
+            /* An unset secret prints as empty, so the dump says whether one is set. */
+            fprintf(out, "%s\n", !v ? "" : k->is_sensitive && *v ? "***" : v);
             break;
         }
         case KEY_LONG:
             fprintf(out, "%ld\n", *(const long *)(base + k->offset));
             break;
-        case KEY_HOSTPORT:
-            fprintf(out, "%s:%d\n", c->listen_host, c->listen_port);
+        case KEY_HOSTPORT: {
+            bool is_v6 = strchr(c->listen_host, ':') != NULL;
+            fprintf(out, is_v6 ? "[%s]:%d\n" : "%s:%d\n", c->listen_host, c->listen_port);
             break;
         case KEY_BOOL:
             fprintf(out, "%s\n", *(const bool *)(base + k->offset) ? "true" : "false");
             break;
         }
+        }
     }
 }
 
-char *config_public_base(const struct config *c)
+void config_dump(const struct config *c, FILE *out)
 {
-    if (c->public_url && *c->public_url) {
-        char *s = strdup(c->public_url);
-        size_t n = s ? strlen(s) : 0;
-        while (n > 0 && s[n - 1] == '/')
-            s[--n] = '\0';
-        return s;
-    }
+    dump_keys(keys, N_KEYS, c, out);
+}
+
+char *config_local_base(const struct config *c)
+{
     const char *host = c->listen_host;
     bool is_v6 = strchr(host, ':') != NULL;
     /* A wildcard bind is not an address a client can use. */
@@ -348,4 +500,16 @@ char *config_public_base(const struct config *c)
         return NULL;
     snprintf(s, len, is_v6 ? "http://[%s]:%d" : "http://%s:%d", host, c->listen_port);
     return s;
+}
+
+char *config_public_base(const struct config *c)
+{
+    if (c->public_url && *c->public_url) {
+        char *s = strdup(c->public_url);
+        size_t n = s ? strlen(s) : 0;
+        while (n > 0 && s[n - 1] == '/')
+            s[--n] = '\0';
+        return s;
+    }
+    return config_local_base(c);
 }

@@ -884,13 +884,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_unlock(&r->lock);
         return ret;
     }
-    if (!is_host_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host")))
-        return send_text(r, 421, "text/plain", "Misdirected Request: unknown Host\n");
-    if (!is_origin_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin")) &&
-        !is_own_page_post(r))
-        return send_text(r, 403, "application/json",
-                         "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":"
-                         "\"Forbidden: Origin not allowed\"}}");
+    /*
+     * Health probes (Docker's HEALTHCHECK, load balancers, Kubernetes) and
+     * metrics scrapers name the server by whatever address reaches it, and
+     * what they read (liveness, counts) tells a rebinding page nothing, so
+     * these answer before the Host and Origin checks.
+     */
     if (r->route == ROUTE_HEALTHZ)
         return send_text(r, 200, "text/plain", "ok\n");
     if (r->route == ROUTE_READYZ)
@@ -898,6 +897,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                             : send_text(r, 200, "text/plain", "ready\n");
     if (r->route == ROUTE_METRICS)
         return serve_metrics(r);
+    if (!is_host_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host")))
+        return send_text(r, 421, "text/plain", "Misdirected Request: unknown Host\n");
+    if (!is_origin_allowed(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin")) &&
+        !is_own_page_post(r))
+        return send_text(r, 403, "application/json",
+                         "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":"
+                         "\"Forbidden: Origin not allowed\"}}");
     if (r->route == ROUTE_WEB)
         return serve_web(r);
     if (r->route == ROUTE_NOT_FOUND)

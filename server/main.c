@@ -2,7 +2,8 @@
  * turso-mcp: starts things in order, waits for SIGINT/SIGTERM, tears down
  * in reverse. Library initialisation happens before any thread starts.
  * Commands: `serve` (the default), `user add|list|revoke|rotate`,
- * `keys rotate|status` and `store check`.
+ * `keys rotate|status`, `store check`, `keygen` and `healthcheck`; settings
+ * are parsed by config.c, the rest by admin.c.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "config.h"
@@ -32,6 +34,7 @@ static void usage(FILE *out)
             "turso-mcp %s: an MCP server that puts Turso databases in front of AI clients\n\n"
             "Usage:\n"
             "  turso-mcp serve [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [options]\n"
+            "  turso-mcp serve --print-config    print the effective settings and exit\n"
             "  turso-mcp user add --label NAME [--db-url URL --db-token-file FILE]\n"
             "                     [--platform-token-file FILE --org ORG] [--default-db NAME]\n"
             "                     [--read-only] [--api-url URL] [--db-scheme https|http]\n"
@@ -41,9 +44,14 @@ static void usage(FILE *out)
             "  turso-mcp keys rotate               add a master key version and make it current\n"
             "  turso-mcp keys status               records per master key version\n"
             "  turso-mcp store check               check the store's structure and key checks\n"
+            "  turso-mcp keygen                  print a new master key (for master_key_file)\n"
+            "  turso-mcp healthcheck             exit 0 if the server on LISTEN answers /healthz\n"
             "  turso-mcp --help | --version\n\n"
             "Secrets are read from files (or - for stdin), never from the command line.\n\n"
-            "Settings (also as `key = value` lines in the --config file):\n",
+            "Settings: the defaults, then the --config file (`key = value` lines; without\n"
+            "--config, the file named by TURSO_MCP_CONFIG), then environment variables\n"
+            "TURSO_MCP_<KEY> (upper case: TURSO_MCP_DATA_DIR, TURSO_MCP_MAX_ROWS, ...), then\n"
+            "these flags; each later one wins. `serve --print-config` shows the outcome.\n\n",
             TM_VERSION);
     config_print_help(out);
 }
@@ -57,62 +65,6 @@ static enum log_level parse_level(const char *s)
     if (strcmp(s, "error") == 0)
         return LOG_ERROR;
     return LOG_INFO;
-}
-
-/*
- * Applies --config FILE, then every --setting VALUE (or --setting=VALUE)
- * the config table knows; other arguments are kept, in order, in rest[].
- * Returns 0, or 2 on a usage error (already reported).
- */
-static int parse_settings(struct config *cfg, int argc, char **argv, char **rest, int *n_rest)
-{
-    char err[256];
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "--config needs a file\n");
-                return 2;
-            }
-            if (config_load_file(cfg, argv[i + 1], err, sizeof(err)) != TM_OK) {
-                fprintf(stderr, "%s\n", err);
-                return 2;
-            }
-        }
-    }
-    *n_rest = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--config") == 0) {
-            i++;
-            continue;
-        }
-        if (strncmp(arg, "--", 2) != 0) {
-            rest[(*n_rest)++] = argv[i];
-            continue;
-        }
-        char name[64];
-        const char *eq = strchr(arg, '=');
-        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (name_len >= sizeof(name)) {
-            rest[(*n_rest)++] = argv[i];
-            continue;
-        }
-        memcpy(name, arg, name_len);
-        name[name_len] = '\0';
-        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
-        enum tm_err rc = value ? config_set(cfg, name, value, err, sizeof(err)) : TM_ERR_NOT_FOUND;
-        if (rc == TM_ERR_NOT_FOUND) {
-            rest[(*n_rest)++] = argv[i]; /* a flag of the command's own */
-            continue;
-        }
-        if (rc != TM_OK) {
-            fprintf(stderr, "%s\n", err);
-            return 2;
-        }
-        if (!eq)
-            i++;
-    }
-    return 0;
 }
 
 /* Waits until no tool call is running, or `seconds` have passed. */
@@ -146,11 +98,8 @@ static int serve(struct config *cfg, const char *program)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     bool is_new_key = false;
-    enum tm_err err = store_open(cfg->data_dir, &store, &is_new_key);
-    if (err != TM_OK) {
-        fprintf(stderr, "cannot open the store in %s: %s\n", cfg->data_dir, tm_err_message(err));
+    if (admin_open_store(cfg, &store, &is_new_key) != TM_OK)
         goto out;
-    }
     data_path = realpath(cfg->data_dir, NULL);
     if (is_new_key)
         fprintf(stdout, "Created a new master key in %s/master.key (keep it; it opens the store)\n",
@@ -171,7 +120,7 @@ static int serve(struct config *cfg, const char *program)
     }
     struct dbaccess_opts dopts = {
         .transport = transport, .api_url = cfg->api_url, .db_scheme = cfg->db_scheme};
-    err = dbaccess_create(&dopts, &db);
+    enum tm_err err = dbaccess_create(&dopts, &db);
     if (err != TM_OK) {
         fprintf(stderr, "cannot set up database access (api_url %s, db_scheme %s): %s\n",
                 cfg->api_url, cfg->db_scheme, tm_err_message(err));
@@ -275,24 +224,44 @@ int main(int argc, char **argv)
     if (first == 1)
         command = "serve";
     int n_rest = 0;
-    rc = parse_settings(&cfg, argc - first, argv + first, rest, &n_rest);
-    if (rc != 0)
+    char err[512];
+    enum tm_err perr = config_parse_args(&cfg, argc - first, argv + first, environ, rest, &n_rest,
+                                         err, sizeof(err));
+    if (perr != TM_OK) {
+        fprintf(stderr, "%s\n", perr == TM_ERR_NOMEM ? "out of memory" : err);
+        rc = 2;
         goto out;
+    }
     log_set_level(parse_level(cfg.log_level));
     log_set_json(strcmp(cfg.log_format, "text") != 0);
     if (strcmp(command, "serve") == 0) {
-        if (n_rest > 0) {
+        if (n_rest == 1 && (strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0)) {
+            usage(stdout);
+            rc = 0;
+            goto out;
+        }
+        bool is_print = n_rest == 1 && strcmp(rest[0], "--print-config") == 0;
+        if (n_rest > 0 && !is_print) {
             fprintf(stderr, "unknown option %s (see turso-mcp --help)\n", rest[0]);
             rc = 2;
             goto out;
         }
-        rc = serve(&cfg, argv[0]);
+        if (is_print) {
+            config_dump(&cfg, stdout);
+            rc = 0;
+        } else {
+            rc = serve(&cfg, argv[0]);
+        }
     } else if (strcmp(command, "user") == 0) {
         rc = admin_user(&cfg, n_rest, rest);
     } else if (strcmp(command, "keys") == 0) {
         rc = admin_keys(&cfg, n_rest, rest);
     } else if (strcmp(command, "store") == 0) {
         rc = admin_store(&cfg, n_rest, rest);
+    } else if (strcmp(command, "keygen") == 0) {
+        rc = admin_keygen(n_rest, rest);
+    } else if (strcmp(command, "healthcheck") == 0) {
+        rc = admin_healthcheck(&cfg, n_rest, rest);
     } else {
         fprintf(stderr, "unknown command %s (see turso-mcp --help)\n", command);
         rc = 2;

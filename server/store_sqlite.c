@@ -1,6 +1,7 @@
 /*
  * The SQLite backend of the user store: `store.db` (WAL) beside the master
- * key file `master.key`, both in the data directory. Token, record id and
+ * key file `master.key`, both in the data directory, unless the key comes
+ * from a file of the operator's (a Docker secret). Token, record id and
  * sealing are done here with libsodium; the credentials' byte form comes
  * from creds.c. Any thread may call in: one mutex serialises the single
  * SQLite connection and the key set, and crypto runs outside it.
@@ -65,6 +66,9 @@ _Static_assert(sizeof(KDF_CTX_CHECK) - 1 == crypto_kdf_CONTEXTBYTES, "kdf contex
 _Static_assert(MASTER_KEY_LEN == crypto_kdf_KEYBYTES, "master key is a kdf key");
 _Static_assert(SUBKEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "seal key size");
 _Static_assert(STORE_TOKEN_LEN == 43, "base64url of 32 bytes without padding");
+_Static_assert(STORE_MASTER_KEY_TEXT_MAX >=
+                   1 + MASTER_KEY_VERSION_DIGITS + 1 + 2 * MASTER_KEY_LEN + 2,
+               "room for the longest key text");
 
 /* What one master key version gives: only subkeys are kept, never the master key itself. */
 struct key_entry {
@@ -125,6 +129,8 @@ struct store {
     int dir_fd; /* the data directory, for master.key; -1 when closed */
     struct key_set keys;
     struct file_id key_file; /* the master.key loaded, or last refused */
+    char *key_path;          /* the operator's key file, or NULL for master.key in dir_fd */
+    bool is_key_shared_ok;   /* key_path lies outside the data dir: group/others may read */
     int64_t keys_checked_at; /* CLOCK_MONOTONIC seconds of the last look at master.key */
     /* A copy of keys.lookup_key: constant after open, so read without the lock. */
     unsigned char lookup_key[SUBKEY_LEN];
@@ -367,6 +373,18 @@ out:
     return err;
 }
 
+enum tm_err store_master_key_new(char out[STORE_MASTER_KEY_TEXT_MAX])
+{
+    unsigned char key[MASTER_KEY_LEN];
+    int n = snprintf(out, STORE_MASTER_KEY_TEXT_MAX, "v%d:", MASTER_KEY_VERSION);
+
+    randombytes_buf(key, sizeof(key));
+    sodium_bin2hex(out + n, STORE_MASTER_KEY_TEXT_MAX - (size_t)n, key, sizeof(key));
+    strcat(out, "\n");
+    sodium_memzero(key, sizeof(key));
+    return TM_OK;
+}
+
 static void file_id_of(const struct stat *st, struct file_id *id)
 {
     id->dev = st->st_dev;
@@ -382,25 +400,51 @@ static bool file_id_eq(const struct file_id *a, const struct file_id *b)
 }
 
 /*
- * Reads master.key into text (MASTER_KEY_FILE_MAX + 1 bytes) after checking
- * that it is a regular file only its owner may read. ENOENT is returned as
- * TM_ERR_NOT_FOUND, without a log line, so that the caller may create it.
+ * Whether `path` resolves to a name inside the directory `dir_path`
+ * resolves to. When either does not resolve, says true: the stricter answer.
  */
-static enum tm_err read_key_file(int dir_fd, char *text, size_t *len, struct file_id *id)
+static bool is_inside(const char *path, const char *dir_path)
+{
+    char *file = realpath(path, NULL);
+    char *dir = realpath(dir_path, NULL);
+    size_t dir_len = dir ? strlen(dir) : 0;
+    bool inside = !file || !dir || strcmp(dir, "/") == 0 ||
+                  (strncmp(file, dir, dir_len) == 0 && file[dir_len] == '/');
+    free(file);
+    free(dir);
+    return inside;
+}
+
+/*
+ * Reads the key file into text (MASTER_KEY_FILE_MAX + 1 bytes) after
+ * checking that it is a regular file only its owner may read: master.key in
+ * `dir_fd` when `key_path` is NULL, else the operator's file. A file we did
+ * not make may be readable by group and others (`is_shared_ok`), if it lies
+ * outside the data directory and none but its owner may write it: Docker
+ * mounts secrets 0444 (swarm) or with the host file's mode (compose), as it
+ * cannot know which user the container runs as. The key alone opens no
+ * record without the users' URLs. ENOENT is returned as TM_ERR_NOT_FOUND,
+ * without a log line, so that the caller may create master.key.
+ */
+static enum tm_err read_key_file(int dir_fd, const char *key_path, bool is_shared_ok, char *text,
+                                 size_t *len, struct file_id *id)
 {
     enum tm_err err = TM_ERR_IO;
     struct stat st;
     int fd;
+    mode_t refused = is_shared_ok ? (S_IWGRP | S_IWOTH) : (S_IRWXG | S_IRWXO);
 
     *len = 0;
     /* No O_NOFOLLOW: a key mounted as a secret is often a symlink; fstat checks the target. */
-    fd = openat(dir_fd, MASTER_KEY_FILE, O_RDONLY | O_CLOEXEC);
+    fd = key_path ? open(key_path, O_RDONLY | O_CLOEXEC)
+                  : openat(dir_fd, MASTER_KEY_FILE, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT)
+        int e = errno;
+        if (e == ENOENT)
             return TM_ERR_NOT_FOUND;
-        log_msg(LOG_ERROR, "event=store_master_key_open_failed errno=%d err=\"%s\"", errno,
-                strerror(errno));
-        return TM_ERR_IO;
+        log_msg(LOG_ERROR, "event=store_master_key_open_failed errno=%d err=\"%s\"", e,
+                strerror(e));
+        return e == EACCES ? TM_ERR_DENIED : TM_ERR_IO;
     }
     if (fstat(fd, &st) != 0)
         goto out;
@@ -409,7 +453,7 @@ static enum tm_err read_key_file(int dir_fd, char *text, size_t *len, struct fil
         err = TM_ERR_INVALID;
         goto out;
     }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    if (st.st_mode & refused) {
         log_msg(LOG_ERROR, "event=store_master_key_rejected reason=permissions mode=%04o",
                 (unsigned)(st.st_mode & 07777));
         err = TM_ERR_DENIED;
@@ -437,9 +481,12 @@ out:
     return err;
 }
 
-/* Reads master.key into *ks, creating the file first if it does not exist. */
-static enum tm_err load_master_keys(int dir_fd, struct key_set *ks, struct file_id *id,
-                                    bool *created)
+/*
+ * Reads the key file into *ks: the operator's `key_path` (never created),
+ * or master.key, created first if it does not exist.
+ */
+static enum tm_err load_master_keys(int dir_fd, const char *key_path, bool is_shared_ok,
+                                    struct key_set *ks, struct file_id *id, bool *created)
 {
     enum tm_err err = TM_ERR_IO;
     char text[MASTER_KEY_FILE_MAX + 1];
@@ -447,7 +494,14 @@ static enum tm_err load_master_keys(int dir_fd, struct key_set *ks, struct file_
 
     /* Twice at most: if another process creates the key between our two opens, read theirs. */
     for (int attempt = 0; attempt < 2; attempt++) {
-        err = read_key_file(dir_fd, text, &len, id);
+        err = read_key_file(dir_fd, key_path, is_shared_ok, text, &len, id);
+        if (err == TM_ERR_NOT_FOUND && key_path) {
+            log_msg(LOG_ERROR,
+                    "event=store_master_key_open_failed path=\"%s\" reason=missing "
+                    "hint=\"create it with: turso-mcp keygen > FILE\"",
+                    key_path);
+            goto out;
+        }
         if (err != TM_ERR_NOT_FOUND)
             break;
         err = create_master_key(dir_fd);
@@ -949,7 +1003,8 @@ static enum tm_err open_data_dir(const char *data_dir, int *dir_fd)
     return TM_OK;
 }
 
-enum tm_err store_open(const char *data_dir, struct store **out, bool *created_key)
+enum tm_err store_open(const char *data_dir, const char *key_file, struct store **out,
+                       bool *created_key)
 {
     enum tm_err err = TM_ERR_INTERNAL;
     struct store *s = NULL;
@@ -968,7 +1023,17 @@ enum tm_err store_open(const char *data_dir, struct store **out, bool *created_k
     err = open_data_dir(data_dir, &s->dir_fd);
     if (err != TM_OK)
         goto out;
-    err = load_master_keys(s->dir_fd, &s->keys, &s->key_file, &created);
+    if (key_file && *key_file) {
+        s->key_path = strdup(key_file);
+        if (!s->key_path) {
+            err = TM_ERR_NOMEM;
+            goto out;
+        }
+        /* Inside the data dir, where we make keys 0600, a looser mode means a bad copy. */
+        s->is_key_shared_ok = !is_inside(key_file, data_dir);
+    }
+    err = load_master_keys(s->dir_fd, s->key_path, s->is_key_shared_ok, &s->keys, &s->key_file,
+                           &created);
     if (err != TM_OK)
         goto out;
     memcpy(s->lookup_key, s->keys.lookup_key, SUBKEY_LEN);
@@ -1009,6 +1074,7 @@ void store_close(struct store **sp)
         log_msg(LOG_ERROR, "event=store_close_failed err=\"%s\"", sqlite3_errmsg(s->db));
     if (s->dir_fd >= 0)
         close(s->dir_fd);
+    free(s->key_path);
     if (s->has_lock)
         pthread_mutex_destroy(&s->lock);
     sodium_memzero(s, sizeof(*s));
@@ -1041,7 +1107,7 @@ static void reload_keys_locked(struct store *s, bool force)
     if (!force && now - s->keys_checked_at < KEY_RELOAD_INTERVAL_S)
         return;
     s->keys_checked_at = now;
-    if (fstatat(s->dir_fd, MASTER_KEY_FILE, &st, 0) != 0)
+    if ((s->key_path ? stat(s->key_path, &st) : fstatat(s->dir_fd, MASTER_KEY_FILE, &st, 0)) != 0)
         return;
     file_id_of(&st, &id);
     if (file_id_eq(&id, &s->key_file))
@@ -1050,7 +1116,7 @@ static void reload_keys_locked(struct store *s, bool force)
     text = sodium_malloc(MASTER_KEY_FILE_MAX + 1);
     if (!ks || !text)
         goto out;
-    if (read_key_file(s->dir_fd, text, &len, &id) != TM_OK ||
+    if (read_key_file(s->dir_fd, s->key_path, s->is_key_shared_ok, text, &len, &id) != TM_OK ||
         parse_master_keys(text, len, ks) != TM_OK) {
         reason = "malformed";
         goto out;
@@ -1703,6 +1769,14 @@ enum tm_err store_rotate_master_key(struct store *s, int *version_out)
 
     if (!s)
         return TM_ERR_INVALID;
+    if (s->key_path) {
+        /* The operator's file (a Docker secret) is theirs to change: add a line to it. */
+        log_msg(LOG_ERROR,
+                "event=store_master_key_rotate_refused reason=key_file path=\"%s\" "
+                "hint=\"append a line from turso-mcp keygen with the next version\"",
+                s->key_path);
+        return TM_ERR_DENIED;
+    }
     ks = sodium_malloc(sizeof(*ks));
     text = sodium_malloc(MASTER_KEY_FILE_MAX + MASTER_KEY_LINE_MAX + 1);
     if (!ks || !text) {
@@ -1715,7 +1789,7 @@ enum tm_err store_rotate_master_key(struct store *s, int *version_out)
     if (err != TM_OK)
         goto out;
     in_tx = true;
-    err = read_key_file(s->dir_fd, text, &len, &id);
+    err = read_key_file(s->dir_fd, NULL, false, text, &len, &id);
     if (err == TM_ERR_NOT_FOUND)
         err = TM_ERR_IO;
     if (err != TM_OK)

@@ -62,11 +62,14 @@ const OUTPUT_CAP = 4 * 1024 * 1024;
 
 // Starts a process; collects its stdout/stderr (capped) and offers a bounded
 // wait for a line on stdout.
-export function startProcess(cmd, args, { env, cwd, stdin = 'ignore', name } = {}) {
+// `detached` puts it in a process group of its own, as a shell puts a job,
+// so that a test can signal the group the way Ctrl-C does.
+export function startProcess(cmd, args, { env, cwd, stdin = 'ignore', name, detached = false } = {}) {
   const child = spawn(cmd, args, {
     cwd: cwd ?? repoRoot,
     env: { ...process.env, ...env },
     stdio: [stdin, 'pipe', 'pipe'],
+    detached,
   });
   const proc = {
     name: name ?? path.basename(cmd),

@@ -6,6 +6,7 @@
  */
 #include "store.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -154,7 +155,7 @@ static struct store *open_new(char *dir, size_t dir_len)
     struct store *s = NULL;
     bool created = false;
     new_data_dir(dir, dir_len);
-    ASSERT_INT_EQ(store_open(dir, &s, &created), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, &created), TM_OK);
     ASSERT_NOT_NULL(s);
     ASSERT(created);
     return s;
@@ -293,7 +294,7 @@ static void test_open_creates_dir_and_key(void)
     unsigned char *key1, *key2;
 
     new_data_dir(dir, sizeof(dir));
-    ASSERT_INT_EQ(store_open(dir, &s, &created), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, &created), TM_OK);
     ASSERT(created);
     ASSERT_INT_EQ(stat(dir, &st), 0);
     ASSERT_INT_EQ(st.st_mode & 07777, 0700);
@@ -314,7 +315,7 @@ static void test_open_creates_dir_and_key(void)
 
     /* Reopen: the key is read, not replaced. */
     created = true;
-    ASSERT_INT_EQ(store_open(dir, &s, &created), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, &created), TM_OK);
     ASSERT(!created);
     ASSERT_INT_EQ(stat(key_path, &st), 0);
     ASSERT_INT_EQ(st.st_mode & 07777, 0600);
@@ -373,7 +374,7 @@ static void test_schema_and_wal(void)
     db = db_open(dir);
     db_exec(db, "PRAGMA user_version = 99");
     sqlite3_close(db);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_ERR_STORE);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_ERR_STORE);
     ASSERT_NULL(s);
 }
 
@@ -410,7 +411,7 @@ static void test_roundtrip(void)
 
     /* Both survive a reopen. */
     store_close(&s);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_OK);
     ASSERT_INT_EQ(store_find(s, token, &out, found_id), TM_OK);
     assert_creds_eq(&in, &out);
     ASSERT_STR_EQ(found_id, id);
@@ -422,7 +423,7 @@ static void test_roundtrip(void)
     /* Arguments the contract does not allow. */
     ASSERT_INT_EQ(store_add(s, NULL, token2, id2), TM_ERR_INVALID);
     ASSERT_INT_EQ(store_find(s, token, NULL, NULL), TM_ERR_INVALID);
-    ASSERT_INT_EQ(store_open(NULL, &s, NULL), TM_ERR_INVALID);
+    ASSERT_INT_EQ(store_open(NULL, NULL, &s, NULL), TM_ERR_INVALID);
     ASSERT_NOT_NULL(s);
 
     store_close(&s);
@@ -529,7 +530,7 @@ static void test_wrong_master_key(void)
     sodium_bin2hex(hex, sizeof(hex), other, sizeof(other));
     snprintf(text, sizeof(text), "v1:%s\n", hex);
     write_file(key_path, text, 0600);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_ERR_DENIED);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_ERR_DENIED);
     ASSERT_NULL(s);
     /* Still the file we wrote: a refused key is never replaced. */
     size_t now_len = 0;
@@ -541,14 +542,14 @@ static void test_wrong_master_key(void)
     /* Deleting the key check does not let the wrong key in either. */
     sqlite3 *db = db_open(dir);
     db_exec(db, "CREATE TABLE saved_keys AS SELECT * FROM master_keys; DELETE FROM master_keys");
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_ERR_DENIED);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_ERR_DENIED);
     ASSERT_NULL(s);
     db_exec(db, "INSERT INTO master_keys SELECT * FROM saved_keys; DROP TABLE saved_keys");
     sqlite3_close(db);
 
     /* The right key back: everything opens, so nothing was damaged. */
     write_file(key_path, (const char *)saved, 0600);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_OK);
     struct creds out;
     ASSERT_INT_EQ(store_find(s, token, &out, NULL), TM_OK);
     ASSERT_STR_EQ(out.db_token, SECRET_DB_TOKEN);
@@ -559,7 +560,7 @@ static void test_wrong_master_key(void)
     /* A deleted key file means a new key, which must not open the old store. */
     ASSERT_INT_EQ(unlink(key_path), 0);
     bool created = false;
-    ASSERT_INT_EQ(store_open(dir, &s, &created), TM_ERR_DENIED);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, &created), TM_ERR_DENIED);
     ASSERT_NULL(s);
 
     sodium_memzero(saved, saved_len);
@@ -591,7 +592,7 @@ static void test_bad_master_key_file(void)
     path_in(key_path, sizeof(key_path), dir, "master.key");
     for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
         write_file(key_path, malformed[i], 0600);
-        if (store_open(dir, &s, NULL) != TM_ERR_INVALID)
+        if (store_open(dir, NULL, &s, NULL) != TM_ERR_INVALID)
             TEST_FAIL("malformed key %zu was not rejected", i);
         ASSERT_NULL(s);
         /* Never overwritten. */
@@ -608,14 +609,14 @@ static void test_bad_master_key_file(void)
     static const mode_t loose[] = {0640, 0604, 0644, 0660, 0610, 0601};
     for (size_t i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
         write_file(key_path, good, loose[i]);
-        ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_ERR_DENIED);
+        ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_ERR_DENIED);
         ASSERT_NULL(s);
         ASSERT_INT_EQ(stat(key_path, &st), 0);
         ASSERT_INT_EQ(st.st_mode & 07777, loose[i]);
     }
     /* Read-only for the owner is fine, and so is a higher version. */
     write_file(key_path, good, 0400);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_OK);
     store_close(&s);
 
     char dir2[256], key_path2[512];
@@ -625,7 +626,7 @@ static void test_bad_master_key_file(void)
     write_file(key_path2, "v12:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
                0600);
     bool created = true;
-    ASSERT_INT_EQ(store_open(dir2, &s, &created), TM_OK);
+    ASSERT_INT_EQ(store_open(dir2, NULL, &s, &created), TM_OK);
     ASSERT(!created);
     char token[STORE_TOKEN_LEN + 1], id[STORE_ID_LEN + 1];
     add_user(s, "v12", false, token, id);
@@ -638,7 +639,7 @@ static void test_bad_master_key_file(void)
     /* A directory where the key should be. */
     ASSERT_INT_EQ(unlink(key_path), 0);
     ASSERT_INT_EQ(mkdir(key_path, 0700), 0);
-    ASSERT(store_open(dir, &s, NULL) != TM_OK);
+    ASSERT(store_open(dir, NULL, &s, NULL) != TM_OK);
     ASSERT_NULL(s);
     ASSERT_INT_EQ(rmdir(key_path), 0);
 }
@@ -947,7 +948,7 @@ static void test_revoke(void)
 
     /* Revoked stays revoked across a reopen. */
     store_close(&s);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_OK);
     ASSERT_INT_EQ(find(s, token_a), TM_ERR_NOT_FOUND);
     ASSERT_INT_EQ(find(s, token_b), TM_OK);
 
@@ -1157,7 +1158,7 @@ static void test_rotate_token(void)
 
     /* Across a reopen, and rotated twice: only the newest token works. */
     store_close(&s);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_OK);
     ASSERT_INT_EQ(store_rotate(s, fresh, again, NULL), TM_OK);
     ASSERT_INT_EQ(find(s, fresh), TM_ERR_NOT_FOUND);
     ASSERT_INT_EQ(find(s, token), TM_ERR_NOT_FOUND);
@@ -1273,7 +1274,7 @@ static void test_master_key_rotation(void)
     char *v1_text = read_text(key_path);
 
     /* A second handle, as a running server beside the admin command would have. */
-    ASSERT_INT_EQ(store_open(dir, &other, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &other, NULL), TM_OK);
 
     ASSERT_INT_EQ(store_rotate_master_key(s, &version), TM_OK);
     ASSERT_INT_EQ(version, 2);
@@ -1329,7 +1330,7 @@ static void test_master_key_rotation(void)
     /* Everything survives a reopen; a third version keeps both older lines. */
     store_close(&s);
     store_close(&other);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_OK);
     ASSERT_INT_EQ(store_rotate_master_key(s, &version), TM_OK);
     ASSERT_INT_EQ(version, 3);
     char *v3_text = read_text(key_path);
@@ -1348,22 +1349,22 @@ static void test_master_key_rotation(void)
 
     /* Dropping the first version (which finds records) is refused at open. */
     write_file(key_path, v3_text + 68, 0600);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_ERR_DENIED);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_ERR_DENIED);
     ASSERT_NULL(s);
     /* Versions out of order are not a key file. */
     char swapped[3 * 68 + 1];
     snprintf(swapped, sizeof(swapped), "%.68s%.68s%.68s", v3_text, v3_text + 2 * 68, v3_text + 68);
     write_file(key_path, swapped, 0600);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_ERR_INVALID);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_ERR_INVALID);
     /* A changed key for a version is refused. */
     char changed[3 * 68 + 1];
     snprintf(changed, sizeof(changed), "%s", v3_text);
     changed[68 + 10] = changed[68 + 10] == 'a' ? 'b' : 'a';
     write_file(key_path, changed, 0600);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_ERR_DENIED);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_ERR_DENIED);
     /* Dropping a middle version opens, but its records (none now) would be lost: check says. */
     write_file(key_path, v3_text, 0600);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_OK);
     ASSERT_INT_EQ(find(s, tokens[0]), TM_OK);
     store_close(&s);
 
@@ -1390,7 +1391,7 @@ static void test_old_store_upgrades(void)
     db_exec(db, "DROP TRIGGER users_delete_activity; DROP TABLE activity;"
                 " PRAGMA user_version = 1");
     sqlite3_close(db);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_OK);
     ASSERT_INT_EQ(find(s, token), TM_OK);
     ASSERT_INT_EQ(store_log_activity(s, id, "turso_query", NULL, "ok", 5), TM_OK);
     ASSERT_INT_EQ(store_rotate_master_key(s, &version), TM_OK);
@@ -1483,7 +1484,7 @@ static void test_check(void)
     char *text = read_text(key_path);
     text[68] = '\0';
     write_file(key_path, text, 0600);
-    ASSERT_INT_EQ(store_open(dir, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(dir, NULL, &s, NULL), TM_OK);
     ASSERT_INT_EQ(find(s, tokens[0]), TM_OK);
     ASSERT_INT_EQ(find(s, tokens[2]), TM_ERR_DENIED);
     ASSERT_INT_EQ(store_check(s, NULL, NULL, &n), TM_OK);
@@ -1656,6 +1657,123 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path);
 }
 
+/* A key from keygen in a file of its own, outside any data directory. */
+static void write_new_key(const char *path, mode_t mode)
+{
+    char text[STORE_MASTER_KEY_TEXT_MAX];
+    ASSERT_INT_EQ(store_master_key_new(text), TM_OK);
+    write_file(path, text, mode);
+    sodium_memzero(text, sizeof(text));
+}
+
+static void test_keygen_format(void)
+{
+    char a[STORE_MASTER_KEY_TEXT_MAX], b[STORE_MASTER_KEY_TEXT_MAX];
+    ASSERT_INT_EQ(store_master_key_new(a), TM_OK);
+    ASSERT_INT_EQ(store_master_key_new(b), TM_OK);
+    /* v1:, 64 lower-case hex digits and a newline: what master.key holds. */
+    ASSERT_INT_EQ(strlen(a), 3 + 64 + 1);
+    ASSERT(strncmp(a, "v1:", 3) == 0);
+    for (size_t i = 3; i < 3 + 64; i++)
+        ASSERT((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'f'));
+    ASSERT_INT_EQ(a[67], '\n');
+    ASSERT(strcmp(a, b) != 0);
+}
+
+static void test_key_file(void)
+{
+    char dir[256], key_dir[256], key_path[512], link_path[512], default_key[512];
+    struct store *s = NULL;
+    bool created = true;
+    char token[STORE_TOKEN_LEN + 1], id[STORE_ID_LEN + 1];
+    struct stat st;
+
+    new_data_dir(dir, sizeof(dir));
+    path_in(default_key, sizeof(default_key), dir, "master.key");
+    path_in(key_dir, sizeof(key_dir), root, "secrets");
+    ASSERT(mkdir(key_dir, 0755) == 0 || errno == EEXIST);
+    path_in(key_path, sizeof(key_path), key_dir, "turso_mcp_master_key");
+
+    /* A key file that is not there is an error, and is never created. */
+    unlink(key_path);
+    ASSERT_INT_EQ(store_open(dir, key_path, &s, &created), TM_ERR_NOT_FOUND);
+    ASSERT_NULL(s);
+    ASSERT(stat(key_path, &st) != 0);
+    ASSERT(stat(default_key, &st) != 0);
+
+    /* Docker's modes: 0444 (swarm secrets), 0644 (a compose bind mount), 0400, 0600. */
+    write_new_key(key_path, 0444);
+    ASSERT_INT_EQ(store_open(dir, key_path, &s, &created), TM_OK);
+    ASSERT(!created);
+    add_user(s, "secret-key", false, token, id);
+    store_close(&s);
+    /* The data directory got no key of its own. */
+    ASSERT(stat(default_key, &st) != 0);
+    static const mode_t readable[] = {0644, 0440, 0400, 0600, 0604};
+    for (size_t i = 0; i < sizeof(readable) / sizeof(readable[0]); i++) {
+        ASSERT_INT_EQ(chmod(key_path, readable[i]), 0);
+        ASSERT_INT_EQ(store_open(dir, key_path, &s, NULL), TM_OK);
+        ASSERT_INT_EQ(find(s, token), TM_OK);
+        store_close(&s);
+    }
+    /* Writable by anyone but the owner: refused, and left as it was. */
+    static const mode_t writable[] = {0664, 0646, 0666, 0620, 0602};
+    for (size_t i = 0; i < sizeof(writable) / sizeof(writable[0]); i++) {
+        ASSERT_INT_EQ(chmod(key_path, writable[i]), 0);
+        ASSERT_INT_EQ(store_open(dir, key_path, &s, NULL), TM_ERR_DENIED);
+        ASSERT_NULL(s);
+        ASSERT_INT_EQ(stat(key_path, &st), 0);
+        ASSERT_INT_EQ(st.st_mode & 07777, writable[i]);
+    }
+    ASSERT_INT_EQ(chmod(key_path, 0444), 0);
+
+    /* Through a symlink, as /run/secrets entries may be. */
+    path_in(link_path, sizeof(link_path), key_dir, "link");
+    unlink(link_path);
+    ASSERT_INT_EQ(symlink(key_path, link_path), 0);
+    ASSERT_INT_EQ(store_open(dir, link_path, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(find(s, token), TM_OK);
+    store_close(&s);
+
+    /* "" means no key file: the data directory's master.key, made now, which is another key. */
+    ASSERT_INT_EQ(store_open(dir, "", &s, &created), TM_ERR_DENIED);
+    ASSERT_NULL(s);
+    ASSERT_INT_EQ(stat(default_key, &st), 0);
+    ASSERT_INT_EQ(unlink(default_key), 0);
+
+    /* Another well-formed key does not open this store. */
+    write_new_key(key_path, 0444);
+    ASSERT_INT_EQ(store_open(dir, key_path, &s, NULL), TM_ERR_DENIED);
+    ASSERT_NULL(s);
+
+    /* Malformed, or not a file. */
+    write_file(key_path, "v1:0123\n", 0444);
+    ASSERT_INT_EQ(store_open(dir, key_path, &s, NULL), TM_ERR_INVALID);
+    ASSERT_INT_EQ(store_open(dir, key_dir, &s, NULL), TM_ERR_INVALID);
+    ASSERT_NULL(s);
+
+    /* Inside the data directory the rule for master.key holds, even when named. */
+    char inner[512], other_dir[256];
+    new_data_dir(other_dir, sizeof(other_dir));
+    ASSERT_INT_EQ(mkdir(other_dir, 0700), 0);
+    path_in(inner, sizeof(inner), other_dir, "operator.key");
+    write_new_key(inner, 0644);
+    ASSERT_INT_EQ(store_open(other_dir, inner, &s, NULL), TM_ERR_DENIED);
+    ASSERT_NULL(s);
+    /* Also when the path reaches it through a symlink from outside. */
+    unlink(link_path);
+    ASSERT_INT_EQ(symlink(inner, link_path), 0);
+    ASSERT_INT_EQ(store_open(other_dir, link_path, &s, NULL), TM_ERR_DENIED);
+    ASSERT_NULL(s);
+    ASSERT_INT_EQ(chmod(inner, 0600), 0);
+    ASSERT_INT_EQ(store_open(other_dir, inner, &s, &created), TM_OK);
+    ASSERT(!created);
+    store_close(&s);
+
+    ASSERT_INT_EQ(unlink(link_path), 0);
+    sodium_memzero(token, sizeof(token));
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1670,6 +1788,8 @@ int main(void)
     RUN(test_malformed_tokens);
     RUN(test_wrong_master_key);
     RUN(test_bad_master_key_file);
+    RUN(test_keygen_format);
+    RUN(test_key_file);
     RUN(test_tampered_blob);
     RUN(test_swapped_blobs);
     RUN(test_sealed_format);

@@ -240,7 +240,7 @@ static void test_note_activity(void)
 
     ASSERT_NOT_NULL(mkdtemp(dir));
     snprintf(data, sizeof(data), "%s/data", dir);
-    ASSERT_INT_EQ(store_open(data, &s, NULL), TM_OK);
+    ASSERT_INT_EQ(store_open(data, NULL, &s, NULL), TM_OK);
     c.label = strdup("hooked");
     ASSERT_NOT_NULL(c.label);
     ASSERT_INT_EQ(store_add(s, &c, token, id), TM_OK);
