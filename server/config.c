@@ -108,9 +108,35 @@ static const struct key *find_key(const char *name)
     return NULL;
 }
 
+/* Checks the text of keys whose values are more than any string; NULL when fine. */
+static const char *check_value(const struct key *k, const char *value)
+{
+    if (strcmp(k->name, "db_scheme") == 0 && strcmp(value, "https") != 0 &&
+        strcmp(value, "http") != 0)
+        return "db_scheme must be https or http";
+    if (strcmp(k->name, "api_url") == 0 && strncmp(value, "https://", 8) != 0 &&
+        strncmp(value, "http://", 7) != 0)
+        return "api_url must start with https:// or http://";
+    if (strcmp(k->name, "api_url") == 0 && strpbrk(value, " \t?#"))
+        return "api_url must be a base URL without spaces, query or fragment";
+    if (strcmp(k->name, "log_format") == 0 && strcmp(value, "json") != 0 &&
+        strcmp(value, "text") != 0)
+        return "log_format must be json or text";
+    if (strcmp(k->name, "log_level") == 0 && strcmp(value, "debug") != 0 &&
+        strcmp(value, "info") != 0 && strcmp(value, "warn") != 0 && strcmp(value, "error") != 0)
+        return "log_level must be debug, info, warn or error";
+    return NULL;
+}
+
 static enum tm_err set_key(struct config *c, const struct key *k, const char *value, char *err,
                            size_t err_len)
 {
+    /* Every way in (defaults, file, environment, flags) is checked here. */
+    const char *why = check_value(k, value);
+    if (why) {
+        snprintf(err, err_len, "%s", why);
+        return TM_ERR_INVALID;
+    }
     char *base = (char *)c;
     switch (k->type) {
     case KEY_STRING: {
@@ -210,20 +236,6 @@ void config_cleanup(struct config *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Checks the text of keys whose values are more than any string; NULL when fine. */
-static const char *check_value(const struct key *k, const char *value)
-{
-    if (strcmp(k->name, "db_scheme") == 0 && strcmp(value, "https") != 0 &&
-        strcmp(value, "http") != 0)
-        return "db_scheme must be https or http";
-    if (strcmp(k->name, "api_url") == 0 && strncmp(value, "https://", 8) != 0 &&
-        strncmp(value, "http://", 7) != 0)
-        return "api_url must start with https:// or http://";
-    if (strcmp(k->name, "api_url") == 0 && strpbrk(value, " \t?#"))
-        return "api_url must be a base URL without spaces, query or fragment";
-    return NULL;
-}
-
 enum tm_err config_set(struct config *c, const char *name, const char *value, char *err,
                        size_t err_len)
 {
@@ -231,11 +243,6 @@ enum tm_err config_set(struct config *c, const char *name, const char *value, ch
     if (!k) {
         snprintf(err, err_len, "unknown setting %s", name);
         return TM_ERR_NOT_FOUND;
-    }
-    const char *why = check_value(k, value);
-    if (why) {
-        snprintf(err, err_len, "%s", why);
-        return TM_ERR_INVALID;
     }
     return set_key(c, k, value, err, err_len);
 }

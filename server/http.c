@@ -441,6 +441,9 @@ static enum MHD_Result open_get_stream(struct request *r, const struct mcp_reply
     snprintf(prefix, sizeof(prefix), "g%lu", r->id);
     if (sse_stream_create(r->server->hub, r->conn, prefix, &stream, &resp) != TM_OK)
         return MHD_NO;
+    const char *sid = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Session-Id");
+    if (sid)
+        MHD_add_response_header(resp, "Mcp-Session-Id", sid);
     add_cors_headers(r, resp);
     r->status = 200;
     enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);

@@ -104,7 +104,7 @@ describe('settings, keygen, master key file, healthcheck', () => {
     // Not a setting: a warning (Kubernetes sets TURSO_MCP_PORT for a service of that name).
     r = await run(['serve', '--print-config'], { TURSO_MCP_PORT: 'tcp://10.0.0.1:8787', TURSO_MCP_MAX_ROWZ: '5' });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /event=config_unknown_env name=TURSO_MCP_MAX_ROWZ/);
+    assert.match(r.stderr, /"event":"config_unknown_env","name":"TURSO_MCP_MAX_ROWZ"/);
     assert.doesNotMatch(r.stderr, /10\.0\.0\.1/);
   });
 
@@ -178,14 +178,14 @@ describe('settings, keygen, master key file, healthcheck', () => {
     await fsp.chmod(keyFile, 0o666);
     r = await run(['user', 'list'], env);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /reason=permissions mode=0666/);
+    assert.match(r.stderr, /"reason":"permissions","mode":"0666"/);
     await fsp.chmod(keyFile, 0o444);
     r = await run(['user', 'list'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /secret/);
     r = await run(['user', 'list', '--data-dir', dataDir]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /reason=mismatch/);
+    assert.match(r.stderr, /"reason":"mismatch"/);
   });
 
   test('/healthz answers whatever the Host, as probes name the server by address', async () => {

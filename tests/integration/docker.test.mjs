@@ -138,7 +138,11 @@ describe('docker/', () => {
     assert.ok(needed.length > 0);
     const packages = new Set();
     for (const lib of needed) {
-      const owner = execFileSync('dpkg', ['-S', `*/${lib}`], { encoding: 'utf8' }).split('\n')[0];
+      // The owner of the copy for this machine's architecture: with multilib
+      // installed, lib32 copies (libc6-i386) match the same name.
+      const arch = execFileSync('gcc', ['-dumpmachine'], { encoding: 'utf8' }).trim();
+      const lines = execFileSync('dpkg', ['-S', `*/${lib}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+      const owner = lines.find((l) => l.includes(`/${arch}/`)) ?? lines[0];
       packages.add(owner.split(':')[0]);
     }
     // In every Debian image already, or only in sanitizer builds.
