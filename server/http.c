@@ -314,7 +314,8 @@ static void token_from_header(struct request *r)
 static void add_cors_headers(struct request *r, struct MHD_Response *resp)
 {
     const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
-    if (!origin)
+    /* A refused origin learns nothing it could use, not even which headers we take. */
+    if (!origin || !is_origin_allowed(r->server, origin))
         return;
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
     MHD_add_response_header(resp, "Vary", "Origin");

@@ -249,6 +249,7 @@ static void calls_add(struct mcp_server *m, struct pending_call *p)
     pthread_mutex_unlock(&m->calls_lock);
 }
 
+/* Unlinks a finishing call; it still counts as in flight until its reply is delivered. */
 static void calls_remove(struct mcp_server *m, struct pending_call *p)
 {
     pthread_mutex_lock(&m->calls_lock);
@@ -258,6 +259,16 @@ static void calls_remove(struct mcp_server *m, struct pending_call *p)
         m->calls = p->next;
     if (p->next)
         p->next->prev = p->prev;
+    pthread_mutex_unlock(&m->calls_lock);
+}
+
+/*
+ * The reply is with the HTTP layer now: only then may a stopping server,
+ * which waits for this count to reach zero, stop the daemon.
+ */
+static void calls_delivered(struct mcp_server *m)
+{
+    pthread_mutex_lock(&m->calls_lock);
     m->n_calls--;
     pthread_mutex_unlock(&m->calls_lock);
 }
@@ -318,11 +329,13 @@ static void finish_call(struct tool_call *call, json_t *result)
     log_msg(LOG_INFO, "event=tool_call rid=%lu user=%s tool=%s outcome=%s duration_ms=%.1f",
             p->request_id, p->user_id, p->tool_name, outcome, ms);
     struct mcp_sink sink = p->sink;
+    struct mcp_server *m = p->server;
     json_decref(p->id);
     json_decref(p->args);
     json_decref(p->progress_token);
     free(p);
     sink.done(sink.ctx, &reply);
+    calls_delivered(m);
 }
 
 static void handle_initialize(struct mcp_server *m, const struct mcp_request *req, const json_t *id,
