@@ -235,12 +235,14 @@ export async function startTursodb(dbFile, { timeoutMs = 15000 } = {}) {
 }
 
 // (c) the Hrana emulator (Node 22, node:sqlite).
-export async function startEmulator({ dbFile, rw = [], ro = [], expiryMs, failMode, admin = true, timeoutMs = 15000 } = {}) {
+// `stallMs`: how long the `stall` fail mode holds a request before dropping it.
+export async function startEmulator({ dbFile, rw = [], ro = [], expiryMs, failMode, stallMs, admin = true, timeoutMs = 15000 } = {}) {
   const args = ['--experimental-sqlite', emulatorScript, '--port', '0', '--db', dbFile];
   for (const t of rw) args.push('--token-rw', t);
   for (const t of ro) args.push('--token-ro', t);
   if (expiryMs !== undefined) args.push('--stream-expiry-ms', String(expiryMs));
   if (failMode !== undefined) args.push('--fail-mode', failMode);
+  if (stallMs !== undefined) args.push('--stall-ms', String(stallMs));
   if (admin) args.push('--admin');
   const proc = startProcess(process.execPath, args, { name: 'hrana-emulator' });
   const m = await waitForLine(proc, /^hrana-emulator listening on (http:\/\/127\.0\.0\.1:(\d+))$/, timeoutMs);
@@ -310,6 +312,29 @@ export async function startServer({ dataDir, extraArgs = [], env, timeoutMs = 15
   const proc = startProcess(serverBin(), args, { name: 'turso-mcp', env });
   const m = await waitForLine(proc, /turso-mcp listening on (http:\/\/127\.0\.0\.1:(\d+))/, timeoutMs);
   return { proc, base: m[1], port: Number(m[2]) };
+}
+
+// The settings `serve` knows, read once from `turso-mcp --help` (the
+// `--name` words of its settings list), so a test can pass an optional one
+// only to a server that has it.
+let helpText;
+export async function serverHasOption(name) {
+  if (helpText === undefined) {
+    const r = await runCommand(serverBin(), ['--help'], { timeoutMs: 10000 });
+    helpText = r.stdout;
+  }
+  const flag = name.startsWith('--') ? name : `--${name}`;
+  return helpText.split('\n').some((line) => line.trim().split(/[\s=]/)[0] === flag);
+}
+
+// Extra `serve` arguments that turn off per-URL request limits, for tests of
+// transports and capacity that send many requests on one URL; empty for a
+// server without such limits.
+export async function noRateLimitArgs() {
+  const args = [];
+  if (await serverHasOption('--rate-limit-rps')) args.push('--rate-limit-rps', '0');
+  if (await serverHasOption('--max-concurrent-calls')) args.push('--max-concurrent-calls', '0');
+  return args;
 }
 
 export const URL_TOKEN_RE = /\/u\/([A-Za-z0-9_-]{43})\/mcp\b/;
