@@ -27,13 +27,13 @@ struct credcheck_result {
     char message[512]; /* for a person; never a secret */
 };
 
-/* Runs on the transport thread; `r` is valid only during the call. */
+/* Runs on a transport callback thread; `r` is valid only during the call. */
 typedef void (*credcheck_done_fn)(const struct credcheck_result *r, void *ctx);
 
 /*
  * Starts the checks for `c` (borrowed: it must stay valid until `done`
  * runs). `api_url` is copied. On TM_OK `done` runs exactly once, on the
- * transport thread, never inside this call; on any other return it never
+ * transport callback thread, never inside this call; on any other return it never
  * runs. TM_ERR_INVALID when `c` has neither a database URL nor a Platform
  * token (or a Platform token without an organization).
  * Thread: any.
@@ -43,7 +43,7 @@ enum tm_err credcheck_start(struct turso_transport *t, const char *api_url, cons
 
 /*
  * Blocking form for the command line: fills *out and returns TM_OK when the
- * checks ran (whatever their verdict). Never call it on the transport thread.
+ * checks ran (whatever their verdict). Never call it on a transport callback thread.
  */
 enum tm_err credcheck_run(struct turso_transport *t, const char *api_url, const struct creds *c,
                           long timeout_ms, struct credcheck_result *out);

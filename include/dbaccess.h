@@ -6,7 +6,7 @@
  * tokens are minted (read-only ones for a read-only URL) and cached in
  * memory until shortly before they expire; a 401 on a minted token mints
  * anew and retries once. Minted tokens never leave this module.
- * Thread: any; callbacks run on the transport thread.
+ * Thread: any; callbacks run on the transport's callback threads.
  */
 #ifndef TM_DBACCESS_H
 #define TM_DBACCESS_H
@@ -88,7 +88,7 @@ struct dbaccess_get_outcome {
     const char *message; /* when err != TM_OK: a clear, secret-free explanation */
 };
 
-/* Runs on the transport thread (or on the caller's, for a failure found before sending). */
+/* Runs on a transport callback thread (or on the caller's, for a failure found before sending). */
 typedef void (*dbaccess_get_fn)(const struct dbaccess_get_outcome *o, void *ctx);
 
 /*

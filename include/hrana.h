@@ -5,7 +5,7 @@
  * §2.4: integers as decimal strings, floats as numbers (null when not
  * finite), blobs as unpadded base64.
  *
- * It knows nothing of MCP. Thread: any; callbacks run on the transport thread.
+ * It knows nothing of MCP. Thread: any; callbacks run on the transport's callback threads.
  */
 #ifndef TM_HRANA_H
 #define TM_HRANA_H
@@ -63,7 +63,7 @@ struct hrana_outcome {
 };
 
 /*
- * Runs on the transport thread; `o` is valid only during the call. To keep
+ * Runs on a transport callback thread; `o` is valid only during the call. To keep
  * results past it on another thread, take a json_deep_copy: the transport
  * thread drops its own references afterwards, so a json_incref'd value would
  * be shared between threads.

@@ -4,7 +4,7 @@
  * parsed, and every failure (transport, HTTP status, unreadable body)
  * turned into one clear message that never holds a token.
  *
- * It knows nothing of MCP. Thread: any; callbacks run on the transport thread.
+ * It knows nothing of MCP. Thread: any; callbacks run on the transport's callback threads.
  */
 #ifndef TM_PLATFORM_H
 #define TM_PLATFORM_H
@@ -65,7 +65,7 @@ struct platform_reply {
     long status; /* the HTTP status, 0 when none arrived */
     /*
      * On TM_OK the parsed body (NULL when it was empty), a new reference
-     * the callback owns: decref it, or keep it on the transport thread.
+     * the callback owns: decref it, or keep it on that thread.
      * Another thread needs a json_deep_copy (jansson refcounts are not
      * atomic).
      */
@@ -78,7 +78,7 @@ typedef void (*platform_done_fn)(struct platform_reply *r, void *ctx);
 
 /*
  * Sends `req` with `token` (copied, wiped after use) as Bearer. On TM_OK
- * `done` runs exactly once, on the transport thread; otherwise never.
+ * `done` runs exactly once, on a transport callback thread; otherwise never.
  */
 enum tm_err platform_call(struct platform *p, const char *token, const struct platform_request *req,
                           platform_done_fn done, void *ctx);

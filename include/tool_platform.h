@@ -52,7 +52,7 @@ void tool_platform_format_time(long long t, char *out, size_t out_len);
 
 /*
  * Sends a Platform API call with the user's token and the call's time
- * limit; `done` runs on the transport thread. Same return contract as
+ * limit; `done` runs on a transport callback thread. Same return contract as
  * platform_call.
  */
 enum tm_err tool_platform_call(struct tool_call *call, const char *method, const char *path,

@@ -4,8 +4,11 @@
  * caches, connect and total timeouts and TLS verification on.
  *
  * Callers submit a request with a completion callback; the callback runs
- * on the transport thread once the transfer ends (success, HTTP error,
- * network failure, timeout, cancellation or shutdown). It may submit
+ * on one of the transport's callback threads (never the thread that drives
+ * the connections, so a slow callback delays no other transfer) once the
+ * transfer ends (success, HTTP error, network failure, timeout,
+ * cancellation or shutdown). Callbacks of different requests may run at the
+ * same time. It may submit
  * further requests. Requests belong to the call group of the thread that
  * submits them, so that one MCP tool call can be cancelled as a whole and
  * bounded by one deadline. It knows nothing of MCP or of Hrana.
@@ -26,6 +29,7 @@ struct turso_transport_opts {
     long total_timeout_ms;   /* per request; 0: 30000 */
     size_t max_response_len; /* larger bodies fail with TM_ERR_TOO_LARGE; 0: 64 MiB */
     const char *user_agent;  /* copied; NULL: "turso-mcp" */
+    int n_callback_threads;  /* threads that run completion callbacks; 0: 2 */
 };
 
 struct turso_request {
@@ -57,13 +61,13 @@ struct turso_call_group {
 };
 
 /*
- * Runs on the transport thread, with that thread's current group set to the
+ * Runs on a callback thread, with that thread's current group set to the
  * request's (see turso_transport_set_group): what the callback submits joins
  * the same group. `reply` is borrowed: valid only during the call.
  */
 typedef void (*turso_reply_fn)(const struct turso_reply *reply, void *ctx);
 
-/* Starts the transport thread. *out owns the transport. */
+/* Starts the transport thread and its callback threads. *out owns the transport. */
 enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
                                   struct turso_transport **out);
 
@@ -76,7 +80,7 @@ void turso_transport_stop(struct turso_transport **t);
 /*
  * Queues a request; every field is copied. The request belongs to the
  * calling thread's current group. On TM_OK `fn` will be called exactly
- * once, on the transport thread (never inside this call): a request whose
+ * once, on a callback thread (never inside this call): a request whose
  * group is already cancelled or past its deadline is accepted (TM_OK) and
  * ends at once through `fn` with TM_ERR_CANCELLED or TM_ERR_TIMEOUT. On any
  * other return (bad request, TM_ERR_NOMEM, TM_ERR_CANCELLED once stopping)
@@ -93,8 +97,8 @@ enum tm_err turso_transport_submit(struct turso_transport *t, const struct turso
 /*
  * Blocking form for the command line: submits and waits. *out receives the
  * reply (clean it with turso_reply_cleanup). The request belongs to the
- * calling thread's current group, as with submit. Never call it on the
- * transport thread. Returns out->err: TM_OK when an HTTP status arrived;
+ * calling thread's current group, as with submit. Never call it on a
+ * callback thread. Returns out->err: TM_OK when an HTTP status arrived;
  * *out is filled in on every return (body NULL if the request was never
  * queued).
  */

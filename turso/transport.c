@@ -27,6 +27,7 @@
 #define TRANSPORT_CONNECT_TIMEOUT_MS 5000L
 #define TRANSPORT_TOTAL_TIMEOUT_MS   30000L
 #define TRANSPORT_CLOCK_SLACK_MS     25
+#define TRANSPORT_WORKERS_MAX        16
 #define TRANSPORT_MAX_RESPONSE_LEN   ((size_t)64 * 1024 * 1024)
 #define TRANSPORT_USER_AGENT         "turso-mcp"
 /* Only an upper bound: submissions and stop wake the thread at once, and
@@ -70,7 +71,10 @@ struct xfer {
     bool is_cancelled;             /* guarded by the transport's lock */
     turso_reply_fn fn;             /* NULL when waiter is set */
     void *ctx;
-    struct sync_wait *waiter; /* set by turso_transport_call */
+    struct sync_wait *waiter;  /* set by turso_transport_call */
+    struct turso_transport *t; /* the transport it belongs to */
+    struct turso_reply reply;  /* filled by finish, read by the callback worker */
+    struct xfer *cb_next;      /* in the callback queue */
     /* Links in the queue (next only) or the active list; changed under the
      * transport's lock, so that cancel_group can walk both. */
     struct xfer *prev;
@@ -107,6 +111,19 @@ struct turso_transport {
     long total_timeout_ms;
     size_t max_response_len;
     char *user_agent;
+    /*
+     * Callbacks run on these workers, not on the transport thread: turning
+     * a large answer into a tool result takes milliseconds, and the thread
+     * that drives every connection must not wait for it (nor must other
+     * users' calls). `cb_lock` guards the queue and cb_is_stopping.
+     */
+    pthread_t workers[TRANSPORT_WORKERS_MAX];
+    int n_workers;
+    pthread_mutex_t cb_lock;
+    pthread_cond_t cb_wake;
+    bool has_cb_lock;
+    struct xfer *cb_head, *cb_tail;
+    bool cb_is_stopping;
 };
 
 static int64_t mono_ms(void)
@@ -229,6 +246,8 @@ static enum tm_err xfer_create(struct turso_transport *t, const struct turso_req
     }
 
     x = calloc(1, sizeof(*x));
+    if (x)
+        x->t = t;
     if (!x)
         goto out;
     x->max_len = t->max_response_len;
@@ -370,6 +389,8 @@ static enum tm_err enqueue(struct turso_transport *t, struct xfer *x)
  * Reports the end of a transfer (to its callback or its waiter) and frees it.
  * Transport thread only, holding no lock.
  */
+static void run_callback(struct xfer *x);
+
 static void finish(struct xfer *x, enum tm_err err, long status, const char *message)
 {
     struct turso_reply reply;
@@ -404,15 +425,57 @@ static void finish(struct xfer *x, enum tm_err err, long status, const char *mes
         w->is_done = true;
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);
+        xfer_destroy(x);
+    } else if (x->t && x->t->n_workers > 0) {
+        struct turso_transport *t = x->t;
+        x->reply = reply;
+        x->cb_next = NULL;
+        pthread_mutex_lock(&t->cb_lock);
+        if (t->cb_tail)
+            t->cb_tail->cb_next = x;
+        else
+            t->cb_head = x;
+        t->cb_tail = x;
+        pthread_cond_signal(&t->cb_wake);
+        pthread_mutex_unlock(&t->cb_lock);
     } else {
-        /* Whatever the callback submits joins the transfer's group; what it
-         * sets itself does not outlive it. */
-        struct turso_call_group saved = current_group;
-        current_group = x->group;
-        x->fn(&reply, x->ctx);
-        current_group = saved;
+        x->reply = reply;
+        run_callback(x);
     }
+}
+
+/* Runs a finished transfer's callback, then frees the transfer. */
+static void run_callback(struct xfer *x)
+{
+    /* Whatever the callback submits joins the transfer's group; what it
+     * sets itself does not outlive it. */
+    struct turso_call_group saved = current_group;
+    current_group = x->group;
+    x->fn(&x->reply, x->ctx);
+    current_group = saved;
     xfer_destroy(x);
+}
+
+/* A callback worker: runs queued callbacks until stopped and the queue is empty. */
+static void *callback_worker(void *arg)
+{
+    struct turso_transport *t = arg;
+    pthread_mutex_lock(&t->cb_lock);
+    for (;;) {
+        while (!t->cb_head && !t->cb_is_stopping)
+            pthread_cond_wait(&t->cb_wake, &t->cb_lock);
+        struct xfer *x = t->cb_head;
+        if (!x)
+            break; /* stopping, and nothing left to run */
+        t->cb_head = x->cb_next;
+        if (!t->cb_head)
+            t->cb_tail = NULL;
+        pthread_mutex_unlock(&t->cb_lock);
+        run_callback(x);
+        pthread_mutex_lock(&t->cb_lock);
+    }
+    pthread_mutex_unlock(&t->cb_lock);
+    return NULL;
 }
 
 static enum tm_err map_curl_error(CURLcode rc)
@@ -672,6 +735,10 @@ static void transport_free(struct turso_transport *t)
         pthread_mutex_destroy(&t->share_locks[i]);
     if (t->has_lock)
         pthread_mutex_destroy(&t->lock);
+    if (t->has_cb_lock) {
+        pthread_mutex_destroy(&t->cb_lock);
+        pthread_cond_destroy(&t->cb_wake);
+    }
     free(t->user_agent);
     free(t);
 }
@@ -732,6 +799,16 @@ enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
         goto out;
     }
     t->has_thread = true;
+    /* Workers for callbacks; with none (a failed start), callbacks run on the transport thread. */
+    if (pthread_mutex_init(&t->cb_lock, NULL) == 0 && pthread_cond_init(&t->cb_wake, NULL) == 0) {
+        t->has_cb_lock = true;
+        int want = opts && opts->n_callback_threads > 0 ? opts->n_callback_threads : 2;
+        if (want > TRANSPORT_WORKERS_MAX)
+            want = TRANSPORT_WORKERS_MAX;
+        while (t->n_workers < want &&
+               pthread_create(&t->workers[t->n_workers], NULL, callback_worker, t) == 0)
+            t->n_workers++;
+    }
     *out = t;
     t = NULL;
     err = TM_OK;
@@ -752,6 +829,15 @@ void turso_transport_stop(struct turso_transport **tp)
         pthread_mutex_unlock(&t->lock);
         curl_multi_wakeup(t->multi);
         pthread_join(t->thread, NULL);
+    }
+    /* The transport thread has ended every transfer; the workers run what is queued, then stop. */
+    if (t->n_workers > 0) {
+        pthread_mutex_lock(&t->cb_lock);
+        t->cb_is_stopping = true;
+        pthread_cond_broadcast(&t->cb_wake);
+        pthread_mutex_unlock(&t->cb_lock);
+        for (int i = 0; i < t->n_workers; i++)
+            pthread_join(t->workers[i], NULL);
     }
     transport_free(t);
 }
