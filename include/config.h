@@ -20,33 +20,34 @@
 #define CONFIG_ENV_FILE "TURSO_MCP_CONFIG"
 
 struct config {
-    char *listen_host;           /* address to bind, default 127.0.0.1 */
-    int listen_port;             /* default 8787; 0 picks a free port */
-    char *data_dir;              /* holds store.db and master.key */
-    char *master_key_file;       /* the master key elsewhere (a Docker secret); NULL or "": none */
-    char *public_url;            /* base of the URLs handed to users; NULL: http://host:port */
-    char *api_url;               /* Turso Platform API base URL */
-    char *db_scheme;             /* https, or http for local servers */
-    char *allowed_origins;       /* extra allowed browser origins, comma-separated, or "*" */
-    char *allowed_hosts;         /* extra allowed Host values, comma-separated, or "*" */
-    long max_body_bytes;         /* request bodies above this get 413 */
-    long max_rows;               /* rows a query returns at most */
-    long max_result_bytes;       /* bytes of row data a query returns at most */
-    long session_idle_seconds;   /* idle MCP sessions expire after this */
-    long max_sessions;           /* sessions held at once, oldest idle evicted first */
-    long upstream_timeout_ms;    /* a Turso request's total time limit */
-    long connect_timeout_ms;     /* a Turso connection's time limit */
-    long sse_keepalive_seconds;  /* between keep-alive comments on SSE streams */
-    long call_deadline_ms;       /* one tool call's overall time limit */
-    long shutdown_grace_seconds; /* how long calls in flight may finish on SIGTERM */
-    long rate_limit_rps;         /* per-URL average requests per second; 0 off */
-    long rate_limit_burst;       /* per-URL burst above the rate */
-    long max_concurrent_calls;   /* per-URL requests running at once; 0 off */
-    long threads;                /* HTTP worker threads */
-    long max_connections;        /* open client connections at once */
-    char *log_format;            /* json or text */
-    char *log_level;             /* debug, info, warn, error */
-    bool is_signup_enabled;      /* serve the signup page at / */
+    char *listen_host;            /* address to bind, default 127.0.0.1 */
+    int listen_port;              /* default 8787; 0 picks a free port */
+    char *data_dir;               /* holds store.db and master.key */
+    char *master_key_file;        /* the master key elsewhere (a Docker secret); NULL or "": none */
+    char *public_url;             /* base of the URLs handed to users; NULL: http://host:port */
+    char *api_url;                /* Turso Platform API base URL */
+    char *db_scheme;              /* https, or http for local servers */
+    char *allowed_origins;        /* extra allowed browser origins, comma-separated, or "*" */
+    char *allowed_hosts;          /* extra allowed Host values, comma-separated, or "*" */
+    long max_body_bytes;          /* request bodies above this get 413 */
+    long max_rows;                /* rows a query returns at most */
+    long max_result_bytes;        /* bytes of row data a query returns at most */
+    long session_idle_seconds;    /* idle MCP sessions expire after this */
+    long max_sessions;            /* sessions held at once, oldest idle evicted first */
+    long upstream_timeout_ms;     /* a Turso request's total time limit */
+    long connect_timeout_ms;      /* a Turso connection's time limit */
+    long sse_keepalive_seconds;   /* between keep-alive comments on SSE streams */
+    long call_deadline_ms;        /* one tool call's overall time limit */
+    long shutdown_grace_seconds;  /* how long calls in flight may finish on SIGTERM */
+    long rate_limit_rps;          /* per-URL average requests per second; 0 off */
+    long rate_limit_burst;        /* per-URL burst above the rate */
+    long max_concurrent_calls;    /* per-URL requests running at once; 0 off */
+    long threads;                 /* HTTP worker threads */
+    long max_connections;         /* open client connections at once */
+    long connection_memory_bytes; /* per-connection buffer memory (libmicrohttpd) */
+    char *log_format;             /* json or text */
+    char *log_level;              /* debug, info, warn, error */
+    bool is_signup_enabled;       /* serve the signup page at / */
     char *signup_allowed_db_hosts; /* hosts the signup page may reach: *, *.suffix, host[:port] */
     long max_users;                /* URLs the store holds at most (signup refuses more) */
 };
