@@ -160,7 +160,8 @@ class Browser {
     }
     this.conn.close();
     await stopProcess(this.proc, 5000);
-    await fsp.rm(this.profile, { recursive: true, force: true });
+    // Chromium's helper processes may still be writing the profile for a moment.
+    await fsp.rm(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
