@@ -74,7 +74,7 @@ static const struct key keys[] = {
     {"max_concurrent_calls", KEY_LONG, FIELD(max_concurrent_calls), "16", 0, 100000, false,
      "requests one URL may have running at once (0: no limit)"},
     {"threads", KEY_LONG, FIELD(threads), "2", 1, 256, false, "HTTP worker threads"},
-    {"connection_memory_bytes", KEY_LONG, FIELD(connection_memory_bytes), "8192", 4096, 1L << 20,
+    {"connection_memory_bytes", KEY_LONG, FIELD(connection_memory_bytes), "4096", 4096, 1L << 20,
      false,
      "memory each client connection may use for headers and buffers (SSE streams hold one each)"},
     {"max_connections", KEY_LONG, FIELD(max_connections), "16384", 16, 1000000, false,

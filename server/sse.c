@@ -16,6 +16,13 @@
 #include <string.h>
 #include <time.h>
 
+/*
+ * How much libmicrohttpd asks the reader for at once. It keeps a buffer of
+ * this size per open stream, and most events are a few hundred bytes, so a
+ * small block keeps 10,000 idle streams cheap; big results take more calls.
+ */
+#define SSE_BLOCK_SIZE 1024
+
 struct sse_stream {
     atomic_int refs; /* the response's, the hub list's (while listed) and callers' */
     struct sse_hub *hub;
@@ -96,7 +103,7 @@ static bool append_locked(struct sse_stream *s, const char *const *parts, const 
         s->len = 0;
     } else {
         if (s->len + add > s->cap) {
-            size_t cap = s->cap ? s->cap : 512;
+            size_t cap = s->cap ? s->cap : 256;
             while (cap < s->len + add)
                 cap *= 2;
             char *grown = realloc(s->buf, cap);
@@ -170,7 +177,7 @@ enum tm_err sse_stream_create(struct sse_hub *hub, struct MHD_Connection *conn,
     pthread_mutex_init(&s->lock, NULL);
     /* One reference for the response, one for the hub list, one for the caller. */
     atomic_init(&s->refs, out ? 3 : 2);
-    *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read_stream, s,
+    *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK_SIZE, read_stream, s,
                                               free_stream_response);
     if (!*resp) {
         stream_free(s);
