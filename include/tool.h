@@ -28,13 +28,16 @@ struct tool_env {
 
 struct tool_call;
 typedef void (*tool_finish_fn)(struct tool_call *call, json_t *result);
+typedef void (*tool_finish_text_fn)(struct tool_call *call, char *result, size_t len,
+                                    bool is_error);
 
 struct tool_call {
     const struct tool_env *env;
-    const struct creds *creds; /* borrowed: valid until finish is called */
-    const json_t *args;        /* borrowed: the `arguments` object, valid until finish */
-    tool_finish_fn finish;     /* takes the CallToolResult (a new reference) */
-    void *owner;               /* the caller's, untouched by tools */
+    const struct creds *creds;       /* borrowed: valid until finish is called */
+    const json_t *args;              /* borrowed: the `arguments` object, valid until finish */
+    tool_finish_fn finish;           /* takes the CallToolResult (a new reference) */
+    tool_finish_text_fn finish_text; /* takes it as JSON text (malloc'd) */
+    void *owner;                     /* the caller's, untouched by tools */
 };
 
 struct tool_desc {
@@ -54,6 +57,18 @@ struct tool_desc {
 static inline void tool_call_finish(struct tool_call *call, json_t *result)
 {
     call->finish(call, result);
+}
+
+/*
+ * Ends a call with a CallToolResult already written as compact JSON text:
+ * `result` (malloc'd, `len` bytes, taken; NULL on OOM) goes into the reply
+ * as is. `is_error` says whether it has isError true. For large results,
+ * where building jansson values and dumping them costs more than the query.
+ */
+static inline void tool_call_finish_text(struct tool_call *call, char *result, size_t len,
+                                         bool is_error)
+{
+    call->finish_text(call, result, len, is_error);
 }
 
 /* A CallToolResult with isError true and `fmt` as its text (new reference, NULL on OOM). */
