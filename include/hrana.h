@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tm_err.h"
 #include "turso_transport.h"
@@ -36,6 +37,29 @@ json_t *hrana_value_from_arg(const json_t *arg, char *err, size_t err_len);
  * integer and a plain string always text. NULL if `v` is not a valid value.
  */
 json_t *hrana_cell_from_value(const json_t *v);
+
+/* A row value as read, before it becomes a cell (what hrana_cell_from_value builds). */
+struct hrana_cell {
+    enum {
+        HRANA_CELL_NULL,
+        HRANA_CELL_INTEGER,     /* i within +-(2^53-1): a plain JSON integer */
+        HRANA_CELL_BIG_INTEGER, /* i beyond: {"type":"integer","value":"<decimal>"} */
+        HRANA_CELL_FLOAT,       /* d finite: {"type":"float","value":d} */
+        HRANA_CELL_FLOAT_NULL,  /* not finite: {"type":"float","value":null} */
+        HRANA_CELL_TEXT,        /* s, len: a string */
+        HRANA_CELL_BLOB,        /* s, len: the base64, {"type":"blob","base64":"..."} */
+    } kind;
+    int64_t i;
+    double d;
+    const char *s; /* borrowed from `v`; NULs allowed, len bytes */
+    size_t len;
+};
+
+/*
+ * Reads a row value `v` (borrowed) into *out without building anything,
+ * with the checks of hrana_cell_from_value. false if `v` is not a valid value.
+ */
+bool hrana_cell_read(const json_t *v, struct hrana_cell *out);
 
 /*
  * A Stmt object (new reference) for `sql` with `args`: NULL, a JSON array

@@ -9,7 +9,10 @@
 #define TM_ROWS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+
+struct jsonw;
 
 /*
  * The output schema of one statement's result, as JSON text for embedding
@@ -46,5 +49,24 @@ json_t *rows_columns(const json_t *cols);
  * with *why set (a static string) when `sr` is malformed or memory ran out.
  */
 json_t *rows_from_result(const json_t *sr, long max_rows, size_t *bytes_left, const char **why);
+
+/* What rows_write_result wrote, for the tool's summary line. */
+struct rows_counts {
+    size_t n_columns;
+    size_t n_rows;      /* row_count: rows written */
+    size_t n_available; /* rows_available: rows the statement produced */
+    bool is_truncated;
+};
+
+/*
+ * rows_from_result written straight to `w` as JSON text, without building
+ * jansson values: the same object, fields, caps and budget (a parser reads
+ * both as equal), strings ASCII-only with \u escapes as json_dumps with
+ * JSON_ENSURE_ASCII writes them. true with *counts filled on success;
+ * false with *why set (a static string) when `sr` is malformed or memory
+ * ran out, leaving `w` holding partial text the caller discards.
+ */
+bool rows_write_result(struct jsonw *w, const json_t *sr, long max_rows, size_t *bytes_left,
+                       struct rows_counts *counts, const char **why);
 
 #endif

@@ -83,6 +83,15 @@ json_t *tool_error_result(const char *fmt, ...) __attribute__((format(printf, 1,
 json_t *tool_ok_result(json_t *structured, const char *summary, bool is_untrusted);
 
 /*
+ * tool_ok_result as JSON text, for `structured` given as JSON text
+ * (borrowed, `structured_len` bytes, ASCII-only as json_dumps writes with
+ * JSON_ENSURE_ASCII): the text block holds it as tool_ok_result's does.
+ * The result (caller frees with free(), length in *len) is NULL on OOM.
+ */
+char *tool_ok_result_text(const char *structured, size_t structured_len, const char *summary,
+                          bool is_untrusted, size_t *len);
+
+/*
  * tool_ok_result with isError set when `is_error`: for a call that failed
  * yet has structured detail worth returning (a batch that was rolled back
  * says what each statement did). `structured` is stolen. NULL on OOM.

@@ -12,6 +12,7 @@
 
 #include "dbaccess.h"
 #include "hrana.h"
+#include "jsonw.h"
 #include "readonly.h"
 #include "rows.h"
 #include "sql_scan.h"
@@ -59,7 +60,10 @@ static void on_answer(const struct hrana_outcome *o, void *ctx)
     json_t *result = NULL;
     json_t *response = NULL;
     const char *message = NULL, *code = NULL;
+    char *structured = NULL;
+    struct jsonw w;
 
+    jsonw_init(&w);
     if (o->err != TM_OK) {
         result = tool_error_result("%s", o->message);
         goto out;
@@ -73,26 +77,38 @@ static void on_answer(const struct hrana_outcome *o, void *ctx)
     const json_t *sr = json_object_get(response, "result");
     const char *why = NULL;
     size_t bytes_left = (size_t)call->env->max_result_bytes;
-    json_t *structured = rc == TM_OK ? rows_from_result(sr, q->max_rows, &bytes_left, &why) : NULL;
-    if (!structured) {
+    struct rows_counts n = {0};
+    /* Written as text at once: building jansson values per cell costs more than the query. */
+    if (rc != TM_OK || !rows_write_result(&w, sr, q->max_rows, &bytes_left, &n, &why)) {
         result = tool_error_result("Turso sent an answer that could not be read: %s",
                                    why ? why : "unexpected result shape");
         goto out;
     }
-    long n = (long)json_integer_value(json_object_get(structured, "row_count"));
-    long avail = (long)json_integer_value(json_object_get(structured, "rows_available"));
+    size_t structured_len = 0;
+    structured = jsonw_take(&w, &structured_len);
+    if (!structured)
+        goto out;
     char summary[256];
-    if (json_is_true(json_object_get(structured, "truncated")))
+    if (n.is_truncated)
         snprintf(summary, sizeof(summary),
-                 "Returned %ld of %ld rows (truncated by the row or size cap; narrow the query or "
+                 "Returned %zu of %zu rows (truncated by the row or size cap; narrow the query or "
                  "page with LIMIT/OFFSET).",
-                 n, avail);
-    else if (json_array_size(json_object_get(structured, "columns")) == 0)
+                 n.n_rows, n.n_available);
+    else if (n.n_columns == 0)
         snprintf(summary, sizeof(summary), "The statement ran.");
     else
-        snprintf(summary, sizeof(summary), "Returned %ld row%s.", n, n == 1 ? "" : "s");
-    result = tool_ok_result(structured, summary, true);
+        snprintf(summary, sizeof(summary), "Returned %zu row%s.", n.n_rows,
+                 n.n_rows == 1 ? "" : "s");
+    size_t len = 0;
+    char *text = tool_ok_result_text(structured, structured_len, summary, true, &len);
+    free(structured);
+    jsonw_cleanup(&w);
+    query_destroy(q);
+    tool_call_finish_text(call, text, len, false);
+    return;
 out:
+    free(structured);
+    jsonw_cleanup(&w);
     query_destroy(q);
     tool_call_finish(call, result);
 }

@@ -301,45 +301,80 @@ json_t *hrana_value_from_arg(const json_t *arg, char *err, size_t err_len)
     return v ? v : nomem(err, err_len);
 }
 
-json_t *hrana_cell_from_value(const json_t *v)
+bool hrana_cell_read(const json_t *v, struct hrana_cell *out)
 {
     const char *type = json_string_value(json_object_get(v, "type"));
     if (!type)
-        return NULL;
+        return false;
     const json_t *value = json_object_get(v, "value");
+    memset(out, 0, sizeof(*out));
 
-    if (strcmp(type, "null") == 0)
-        return json_null();
+    if (strcmp(type, "null") == 0) {
+        out->kind = HRANA_CELL_NULL;
+        return true;
+    }
     if (strcmp(type, "integer") == 0) {
-        int64_t n = 0;
         if (!json_is_string(value) ||
-            !parse_int64(json_string_value(value), json_string_length(value), &n))
-            return NULL;
+            !parse_int64(json_string_value(value), json_string_length(value), &out->i))
+            return false;
         /* Beyond 2^53 a JSON number loses digits in most clients. */
-        if (n >= -HRANA_MAX_SAFE_INT && n <= HRANA_MAX_SAFE_INT)
-            return json_integer((json_int_t)n);
-        return integer_value(n);
+        out->kind = out->i >= -HRANA_MAX_SAFE_INT && out->i <= HRANA_MAX_SAFE_INT
+                        ? HRANA_CELL_INTEGER
+                        : HRANA_CELL_BIG_INTEGER;
+        return true;
     }
     if (strcmp(type, "float") == 0) {
         /* Servers write non-finite results as null. */
-        if (json_is_null(value))
-            return tagged("float", "value", json_null());
+        if (json_is_null(value)) {
+            out->kind = HRANA_CELL_FLOAT_NULL;
+            return true;
+        }
         if (!json_is_number(value))
-            return NULL;
-        double d = json_number_value(value);
-        return tagged("float", "value", isfinite(d) ? json_real(d) : json_null());
+            return false;
+        out->d = json_number_value(value);
+        out->kind = isfinite(out->d) ? HRANA_CELL_FLOAT : HRANA_CELL_FLOAT_NULL;
+        return true;
     }
     if (strcmp(type, "text") == 0) {
         if (!json_is_string(value))
-            return NULL;
-        return json_stringn(json_string_value(value), json_string_length(value));
+            return false;
+        out->kind = HRANA_CELL_TEXT;
+        out->s = json_string_value(value);
+        out->len = json_string_length(value);
+        return true;
     }
     if (strcmp(type, "blob") == 0) {
         const json_t *b64 = json_object_get(v, "base64");
         if (!json_is_string(b64))
-            return NULL;
-        return tagged("blob", "base64",
-                      json_stringn(json_string_value(b64), json_string_length(b64)));
+            return false;
+        out->kind = HRANA_CELL_BLOB;
+        out->s = json_string_value(b64);
+        out->len = json_string_length(b64);
+        return true;
+    }
+    return false;
+}
+
+json_t *hrana_cell_from_value(const json_t *v)
+{
+    struct hrana_cell c;
+    if (!hrana_cell_read(v, &c))
+        return NULL;
+    switch (c.kind) {
+    case HRANA_CELL_NULL:
+        return json_null();
+    case HRANA_CELL_INTEGER:
+        return json_integer((json_int_t)c.i);
+    case HRANA_CELL_BIG_INTEGER:
+        return integer_value(c.i);
+    case HRANA_CELL_FLOAT:
+        return tagged("float", "value", json_real(c.d));
+    case HRANA_CELL_FLOAT_NULL:
+        return tagged("float", "value", json_null());
+    case HRANA_CELL_TEXT:
+        return json_stringn(c.s, c.len);
+    case HRANA_CELL_BLOB:
+        return tagged("blob", "base64", json_stringn(c.s, c.len));
     }
     return NULL;
 }
