@@ -45,6 +45,13 @@ void jsonw_real(struct jsonw *w, double d);
 void jsonw_truncate(struct jsonw *w, size_t len);
 
 /*
+ * The length of the UTF-8 sequence at text[0..left) (left > 0), with its
+ * code point in *cp; 0 if it is not valid UTF-8 (overlong, a surrogate,
+ * beyond U+10FFFF, cut short).
+ */
+size_t jsonw_utf8_decode(const char *text, size_t left, uint32_t *cp);
+
+/*
  * The text written (caller frees with free()) and its length in *len;
  * the writer is left empty. NULL if anything failed.
  */

@@ -69,4 +69,18 @@ struct rows_counts {
 bool rows_write_result(struct jsonw *w, const json_t *sr, long max_rows, size_t *bytes_left,
                        struct rows_counts *counts, const char **why);
 
+/*
+ * rows_write_result for a whole Hrana pipeline answer `body` (`len` bytes)
+ * read without jansson: its first of `n_results` results must be
+ * {"type":"ok","response":{"type":"execute","result":{...}}} with cols
+ * before rows. true when the answer is valid JSON of that shape, with the
+ * object written to `w` and *bytes_left and *counts set as
+ * rows_write_result would set them. false for anything else (a statement
+ * error, another shape, text jansson would refuse, out of memory), with
+ * *bytes_left and *counts untouched and `w` to be discarded: the caller
+ * then reads the answer the ordinary way.
+ */
+bool rows_write_from_pipeline(struct jsonw *w, const char *body, size_t len, size_t n_results,
+                              long max_rows, size_t *bytes_left, struct rows_counts *counts);
+
 #endif

@@ -61,9 +61,9 @@ void jsonw_lit(struct jsonw *w, const char *s)
     jsonw_raw(w, s, strlen(s));
 }
 
-/* Length of the UTF-8 sequence at s[0..left) and its code point; 0 if invalid. */
-static size_t utf8_decode(const unsigned char *s, size_t left, uint32_t *cp)
+size_t jsonw_utf8_decode(const char *text, size_t left, uint32_t *cp)
 {
+    const unsigned char *s = (const unsigned char *)text;
     size_t n;
     uint32_t c = s[0], min;
     if (c < 0x80) {
@@ -154,7 +154,7 @@ void jsonw_string(struct jsonw *w, const char *s, size_t len, bool is_ascii)
             continue;
         }
         uint32_t cp = 0;
-        size_t n = utf8_decode(p + i, len - i, &cp);
+        size_t n = jsonw_utf8_decode(s + i, len - i, &cp);
         if (!n) {
             w->is_failed = true;
             return;

@@ -21,7 +21,6 @@
 
 #define HRANA_ORIGIN_MAX     300
 #define HRANA_NO_CLOSE_SLOTS 32
-#define HRANA_MAX_SAFE_INT   INT64_C(9007199254740991) /* 2^53 - 1 */
 #define HRANA_TEXT_EXCERPT   200
 #define HRANA_MESSAGE_MAX    1024
 #define HRANA_B64_CHUNK      4096 /* base64 characters checked per step */
@@ -94,6 +93,13 @@ static const char *excerpt(const char *s, size_t len, char *buf, size_t buf_len)
 }
 
 /* A whole decimal int64: an optional '-' then digits, nothing else. */
+static bool parse_int64(const char *s, size_t len, int64_t *out);
+
+bool hrana_int64_parse(const char *s, size_t len, int64_t *out)
+{
+    return parse_int64(s, len, out);
+}
+
 static bool parse_int64(const char *s, size_t len, int64_t *out)
 {
     size_t i = 0;
@@ -593,6 +599,7 @@ struct pipeline_call {
     bool has_close; /* the body in flight ends with {"type":"close"} */
     long timeout_ms;
     hrana_done_fn done;
+    hrana_raw_fn raw; /* may take a 2xx answer before it is parsed; NULL: never */
     void *ctx;
     /* What hrana_outcome.message points at; lives until `done` returns. */
     char message[HRANA_MESSAGE_MAX];
@@ -837,6 +844,11 @@ static void on_reply(const struct turso_reply *r, void *arg)
         goto out;
     }
 
+    size_t n_sent = c->n_requests + (c->has_close ? 1 : 0);
+    if (c->raw && c->raw(r->body, r->body_len, n_sent, c->ctx)) {
+        call_destroy(c); /* the raw reader ended the call; done never runs */
+        return;
+    }
     json_error_t jerr;
     /* Text values may hold NUL (\u0000). */
     root = json_loadb(r->body, r->body_len, JSON_ALLOW_NUL, &jerr);
@@ -847,7 +859,6 @@ static void on_reply(const struct turso_reply *r, void *arg)
         goto out;
     }
     json_t *all = json_object_get(root, "results");
-    size_t n_sent = c->n_requests + (c->has_close ? 1 : 0);
     if (!json_is_array(all)) {
         o.err = TM_ERR_UPSTREAM;
         snprintf(c->message, sizeof(c->message), "Turso's answer from %s has no results array",
@@ -894,6 +905,13 @@ out:
 enum tm_err hrana_pipeline(struct turso_transport *t, const char *db_url, const char *token,
                            const json_t *requests, long timeout_ms, hrana_done_fn done, void *ctx)
 {
+    return hrana_pipeline_raw(t, db_url, token, requests, timeout_ms, NULL, done, ctx);
+}
+
+enum tm_err hrana_pipeline_raw(struct turso_transport *t, const char *db_url, const char *token,
+                               const json_t *requests, long timeout_ms, hrana_raw_fn raw,
+                               hrana_done_fn done, void *ctx)
+{
     struct pipeline_call *c = NULL;
     enum tm_err err = TM_ERR_INVALID;
 
@@ -906,6 +924,7 @@ enum tm_err hrana_pipeline(struct turso_transport *t, const char *db_url, const 
     c->t = t;
     c->timeout_ms = timeout_ms;
     c->done = done;
+    c->raw = raw;
     c->ctx = ctx;
     err = hrana_origin(db_url, c->origin, sizeof(c->origin));
     if (err != TM_OK) {

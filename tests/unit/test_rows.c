@@ -1,10 +1,13 @@
 /*
  * rows.c: a recorded answer of the local tursodb turned into columns and
  * cells, the row cap, the shared byte budget, and malformed results; and
- * rows_write_result, which must write what rows_from_result builds.
+ * rows_write_result, which must write what rows_from_result builds; and
+ * rows_write_from_pipeline, which must write the same from the raw answer
+ * or give up.
  */
 #include <jansson.h>
 
+#include "hrana.h"
 #include "jsonw.h"
 #include "rows.h"
 #include "test.h"
@@ -294,6 +297,199 @@ static void test_writer(void)
     jsonw_cleanup(&w);
 }
 
+/* What the ordinary path writes for a pipeline answer (caller frees); NULL where it fails. */
+static char *written_via_jansson(const char *body, size_t len, size_t n_results, long max_rows,
+                                 size_t *budget, struct rows_counts *counts)
+{
+    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
+    const json_t *all = json_object_get(root, "results");
+    json_t *response = NULL;
+    char *out = NULL;
+    const char *why = NULL;
+    struct jsonw w;
+    jsonw_init(&w);
+    if (!json_is_array(all) || json_array_size(all) != n_results ||
+        hrana_result_get(json_array_get(all, 0), &response, NULL, NULL) != TM_OK)
+        goto out;
+    if (rows_write_result(&w, json_object_get(response, "result"), max_rows, budget, counts, &why))
+        out = jsonw_take(&w, NULL);
+out:
+    jsonw_cleanup(&w);
+    json_decref(root);
+    return out;
+}
+
+/*
+ * The fast reader either gives up or writes exactly what the ordinary path
+ * writes, with the same budget and counts; and it never succeeds where the
+ * ordinary path fails. `must_read` when the answer is of the usual shape.
+ */
+static void assert_pipeline_same(const char *body, size_t len, size_t n_results, long max_rows,
+                                 size_t budget, bool must_read)
+{
+    size_t budget_fast = budget, budget_slow = budget;
+    struct rows_counts fast_counts = {0}, slow_counts = {0};
+    struct jsonw w;
+    jsonw_init(&w);
+    bool is_read =
+        rows_write_from_pipeline(&w, body, len, n_results, max_rows, &budget_fast, &fast_counts);
+    char *slow = written_via_jansson(body, len, n_results, max_rows, &budget_slow, &slow_counts);
+    if (must_read && !is_read)
+        TEST_FAIL("the fast reader gave up on %.*s", (int)(len > 400 ? 400 : len), body);
+    if (is_read) {
+        char *fast = jsonw_take(&w, NULL);
+        if (!slow)
+            TEST_FAIL("the fast reader read what jansson refuses: %.*s", (int)len, body);
+        ASSERT_STR_EQ(fast, slow);
+        ASSERT_INT_EQ(budget_fast, budget_slow);
+        ASSERT_INT_EQ(fast_counts.n_rows, slow_counts.n_rows);
+        ASSERT_INT_EQ(fast_counts.n_available, slow_counts.n_available);
+        ASSERT_INT_EQ(fast_counts.n_columns, slow_counts.n_columns);
+        ASSERT_INT_EQ(fast_counts.is_truncated, slow_counts.is_truncated);
+        free(fast);
+    } else {
+        ASSERT_INT_EQ(budget_fast, budget);
+    }
+    jsonw_cleanup(&w);
+    free(slow);
+}
+
+/* A pipeline answer around a statement result `sr`, optionally with a close result after it. */
+static char *pipeline_body(const char *sr, bool has_close)
+{
+    static const char head[] = "{\"baton\":null,\"base_url\":null,\"results\":[{\"type\":\"ok\","
+                               "\"response\":{\"type\":\"execute\",\"result\":";
+    static const char close[] = ",{\"type\":\"ok\",\"response\":{\"type\":\"close\"}}";
+    size_t len = strlen(head) + strlen(sr) + strlen(close) + 8;
+    char *b = malloc(len);
+    ASSERT_NOT_NULL(b);
+    snprintf(b, len, "%s%s}}%s]}", head, sr, has_close ? close : "");
+    return b;
+}
+
+static void test_pipeline_usual(void)
+{
+    char *body = pipeline_body(edge_result, false);
+    for (long max_rows = 1; max_rows <= 7; max_rows++)
+        assert_pipeline_same(body, strlen(body), 1, max_rows, 1 << 20, true);
+    for (size_t budget = 0; budget < 1200; budget += 7)
+        assert_pipeline_same(body, strlen(body), 1, 100, budget, true);
+    /* The same answer counted wrong is refused by both. */
+    assert_pipeline_same(body, strlen(body), 2, 100, 4096, false);
+
+    /* Re-written by jansson: indented, and with every non-ASCII character escaped. */
+    json_t *root = load_with_nul(body);
+    char *pretty = json_dumps(root, JSON_INDENT(3) | JSON_ENSURE_ASCII);
+    assert_pipeline_same(pretty, strlen(pretty), 1, 100, 1 << 20, true);
+    free(pretty);
+    json_decref(root);
+    free(body);
+
+    body = pipeline_body(edge_result, true);
+    assert_pipeline_same(body, strlen(body), 2, 100, 1 << 20, true);
+    assert_pipeline_same(body, strlen(body), 1, 100, 1 << 20, false);
+    free(body);
+
+    const char *small[] = {
+        "{\"cols\":[],\"rows\":[]}",
+        "{\"cols\":[],\"rows\":[],\"affected_row_count\":2,\"last_insert_rowid\":\"7\"}",
+        "{\"cols\":[],\"rows\":[],\"affected_row_count\":2.0,\"last_insert_rowid\":7}",
+        "{\"cols\":[{\"name\":\"x\",\"decltype\":\"TEXT\",\"extra\":[1,{\"a\":null}]}],"
+        "\"rows\":[[{\"value\":\"v\",\"type\":\"text\"}]],\"rows_read\":1,"
+        "\"query_duration_ms\":0.25,\"replication_index\":null}",
+    };
+    for (size_t i = 0; i < sizeof(small) / sizeof(small[0]); i++) {
+        body = pipeline_body(small[i], false);
+        assert_pipeline_same(body, strlen(body), 1, 100, 4096, true);
+        free(body);
+    }
+
+    /* The recorded tursodb answer: its first result is the insert. */
+    const char *dir = getenv("TM_FIXTURES");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/hrana/%s", dir ? dir : TM_FIXTURES_DIR,
+             "local-tursodb--post-v2-pipeline--insert-then-select.json");
+    json_t *fx = json_load_file(path, 0, NULL);
+    ASSERT_NOT_NULL(fx);
+    const json_t *fx_body = json_object_get(json_object_get(fx, "response"), "body");
+    char *text = json_dumps(fx_body, JSON_COMPACT);
+    assert_pipeline_same(text, strlen(text), json_array_size(json_object_get(fx_body, "results")),
+                         100, 4096, true);
+    free(text);
+    json_decref(fx);
+}
+
+/* Answers of another shape, or that jansson refuses: the fast reader must give up. */
+static void test_pipeline_other(void)
+{
+    const char *bodies[] = {
+        "",
+        "{}",
+        "[]",
+        "{\"results\":[]}",
+        "{\"results\":[{\"type\":\"error\",\"error\":{\"message\":\"no such table\"}}]}",
+        "{\"results\":[{\"response\":{\"type\":\"execute\",\"result\":{\"cols\":[],\"rows\":[]}},"
+        "\"type\":\"ok\"}]}",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"rows\":[],\"cols\":[]}}}]}",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"cols\":[],\"rows\":[]}}}]} x",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"cols\":[],\"rows\":[]}}}],\"results\":[]}",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"cols\":[],\"rows\":[],\"affected_row_count\":99999999999999999999}}}]}",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"cols\":[],\"rows\":[[{\"type\":\"float\",\"value\":1e400}]]}}}]}",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"cols\":[],\"rows\":[[{\"type\":\"text\",\"value\":\"\\ud800\"}]]}}}]}",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"cols\":[],\"rows\":[[{\"type\":\"text\",\"value\":\"a\xc3\"}]]}}}]}",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"cols\":[],\"rows\":[[{\"type\":\"text\",\"value\":\"a\tb\"}]]}}}]}",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"cols\":[],\"rows\":[[{\"type\":\"text\",\"value\":\"a\",\"value\":\"b\"}]]}}}]}",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"cols\":[],\"rows\":[[01]]}}}]}",
+        "{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":"
+        "{\"cols\":[],\"rows\":[[{\"type\":\"integer\",\"value\":\"1\"}],]}}}]}",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        assert_pipeline_same(bodies[i], strlen(bodies[i]), 1, 100, 4096, false);
+        /* None of these is read fast, whatever jansson makes of it. */
+        struct jsonw w;
+        struct rows_counts n;
+        size_t budget = 4096;
+        jsonw_init(&w);
+        if (rows_write_from_pipeline(&w, bodies[i], strlen(bodies[i]), 1, 100, &budget, &n))
+            TEST_FAIL("read fast: %s", bodies[i]);
+        jsonw_cleanup(&w);
+    }
+}
+
+/* Every byte of a usual answer changed or dropped: never read differently from jansson. */
+static void test_pipeline_mutations(void)
+{
+    char *body = pipeline_body(edge_result, true);
+    size_t len = strlen(body);
+    char *m = malloc(len + 1);
+    ASSERT_NOT_NULL(m);
+    const char subst[] = {'"', '\\', '}', ']', ',',    ':',    '0',    '9',   '-',
+                          'e', '.',  'x', ' ', '\x01', '\x7f', '\xc3', '\xff'};
+    for (size_t i = 0; i < len; i++) {
+        for (size_t k = 0; k < sizeof(subst); k++) {
+            memcpy(m, body, len);
+            m[i] = subst[k];
+            assert_pipeline_same(m, len, 2, 100, 1 << 20, false);
+        }
+        /* The byte dropped. */
+        memcpy(m, body, i);
+        memcpy(m + i, body + i + 1, len - i - 1);
+        assert_pipeline_same(m, len - 1, 2, 100, 1 << 20, false);
+    }
+    free(m);
+    free(body);
+}
+
 int main(void)
 {
     RUN(test_cells_from_fixture);
@@ -302,5 +498,8 @@ int main(void)
     RUN(test_written_empty_and_fixture);
     RUN(test_written_malformed);
     RUN(test_writer);
+    RUN(test_pipeline_usual);
+    RUN(test_pipeline_other);
+    RUN(test_pipeline_mutations);
     TEST_DONE();
 }
