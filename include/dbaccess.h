@@ -79,6 +79,16 @@ enum tm_err dbaccess_pipeline(struct dbaccess *d, const struct creds *c, const c
                               const json_t *requests, long timeout_ms, hrana_done_fn done,
                               void *ctx);
 
+/*
+ * dbaccess_pipeline with `raw` offered each 2xx answer first (see
+ * hrana_pipeline_raw) where the database is reached directly; on the
+ * Platform API path `raw` is not used. When `raw` returns true, `done`
+ * does not run: exactly one of them ends the call.
+ */
+enum tm_err dbaccess_pipeline_raw(struct dbaccess *d, const struct creds *c, const char *name,
+                                  const json_t *requests, long timeout_ms, hrana_raw_fn raw,
+                                  hrana_done_fn done, void *ctx);
+
 /* What a GET on a database host ends with. */
 struct dbaccess_get_outcome {
     enum tm_err err;     /* TM_OK when an HTTP status arrived, whatever it was */

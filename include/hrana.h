@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tm_err.h"
 #include "turso_transport.h"
@@ -36,6 +37,35 @@ json_t *hrana_value_from_arg(const json_t *arg, char *err, size_t err_len);
  * integer and a plain string always text. NULL if `v` is not a valid value.
  */
 json_t *hrana_cell_from_value(const json_t *v);
+
+/* The largest integer a cell gives as a plain JSON number: 2^53 - 1. */
+#define HRANA_MAX_SAFE_INT INT64_C(9007199254740991)
+
+/* A Hrana integer's decimal text (`len` bytes) to *out; false if not one or out of range. */
+bool hrana_int64_parse(const char *s, size_t len, int64_t *out);
+
+/* A row value as read, before it becomes a cell (what hrana_cell_from_value builds). */
+struct hrana_cell {
+    enum {
+        HRANA_CELL_NULL,
+        HRANA_CELL_INTEGER,     /* i within +-(2^53-1): a plain JSON integer */
+        HRANA_CELL_BIG_INTEGER, /* i beyond: {"type":"integer","value":"<decimal>"} */
+        HRANA_CELL_FLOAT,       /* d finite: {"type":"float","value":d} */
+        HRANA_CELL_FLOAT_NULL,  /* not finite: {"type":"float","value":null} */
+        HRANA_CELL_TEXT,        /* s, len: a string */
+        HRANA_CELL_BLOB,        /* s, len: the base64, {"type":"blob","base64":"..."} */
+    } kind;
+    int64_t i;
+    double d;
+    const char *s; /* borrowed from `v`; NULs allowed, len bytes */
+    size_t len;
+};
+
+/*
+ * Reads a row value `v` (borrowed) into *out without building anything,
+ * with the checks of hrana_cell_from_value. false if `v` is not a valid value.
+ */
+bool hrana_cell_read(const json_t *v, struct hrana_cell *out);
 
 /*
  * A Stmt object (new reference) for `sql` with `args`: NULL, a JSON array
@@ -80,6 +110,24 @@ typedef void (*hrana_done_fn)(const struct hrana_outcome *o, void *ctx);
  */
 enum tm_err hrana_pipeline(struct turso_transport *t, const char *db_url, const char *token,
                            const json_t *requests, long timeout_ms, hrana_done_fn done, void *ctx);
+
+/*
+ * Reads a 2xx pipeline answer before it is parsed: `body` (`len` bytes,
+ * borrowed for the call) should hold `n_results` results, the caller's
+ * requests first (any after them are a `close` the caller never sees).
+ * Returns true when it consumed the answer: `done` will not run, and the
+ * call is over. Returns false, having changed nothing, to leave the answer
+ * to the ordinary path, which parses it and runs `done`. Transport thread.
+ */
+typedef bool (*hrana_raw_fn)(const char *body, size_t len, size_t n_results, void *ctx);
+
+/*
+ * hrana_pipeline with `raw` (may be NULL) offered each 2xx answer first,
+ * for a caller that reads one known shape faster than jansson can.
+ */
+enum tm_err hrana_pipeline_raw(struct turso_transport *t, const char *db_url, const char *token,
+                               const json_t *requests, long timeout_ms, hrana_raw_fn raw,
+                               hrana_done_fn done, void *ctx);
 
 /*
  * Blocking form for the command line. *results_out gets a new reference to

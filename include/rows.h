@@ -9,7 +9,10 @@
 #define TM_ROWS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+
+struct jsonw;
 
 /*
  * The output schema of one statement's result, as JSON text for embedding
@@ -46,5 +49,38 @@ json_t *rows_columns(const json_t *cols);
  * with *why set (a static string) when `sr` is malformed or memory ran out.
  */
 json_t *rows_from_result(const json_t *sr, long max_rows, size_t *bytes_left, const char **why);
+
+/* What rows_write_result wrote, for the tool's summary line. */
+struct rows_counts {
+    size_t n_columns;
+    size_t n_rows;      /* row_count: rows written */
+    size_t n_available; /* rows_available: rows the statement produced */
+    bool is_truncated;
+};
+
+/*
+ * rows_from_result written straight to `w` as JSON text, without building
+ * jansson values: the same object, fields, caps and budget (a parser reads
+ * both as equal), strings ASCII-only with \u escapes as json_dumps with
+ * JSON_ENSURE_ASCII writes them. true with *counts filled on success;
+ * false with *why set (a static string) when `sr` is malformed or memory
+ * ran out, leaving `w` holding partial text the caller discards.
+ */
+bool rows_write_result(struct jsonw *w, const json_t *sr, long max_rows, size_t *bytes_left,
+                       struct rows_counts *counts, const char **why);
+
+/*
+ * rows_write_result for a whole Hrana pipeline answer `body` (`len` bytes)
+ * read without jansson: its first of `n_results` results must be
+ * {"type":"ok","response":{"type":"execute","result":{...}}} with cols
+ * before rows. true when the answer is valid JSON of that shape, with the
+ * object written to `w` and *bytes_left and *counts set as
+ * rows_write_result would set them. false for anything else (a statement
+ * error, another shape, text jansson would refuse, out of memory), with
+ * *bytes_left and *counts untouched and `w` to be discarded: the caller
+ * then reads the answer the ordinary way.
+ */
+bool rows_write_from_pipeline(struct jsonw *w, const char *body, size_t len, size_t n_results,
+                              long max_rows, size_t *bytes_left, struct rows_counts *counts);
 
 #endif

@@ -28,13 +28,16 @@ struct tool_env {
 
 struct tool_call;
 typedef void (*tool_finish_fn)(struct tool_call *call, json_t *result);
+typedef void (*tool_finish_text_fn)(struct tool_call *call, char *result, size_t len,
+                                    bool is_error);
 
 struct tool_call {
     const struct tool_env *env;
-    const struct creds *creds; /* borrowed: valid until finish is called */
-    const json_t *args;        /* borrowed: the `arguments` object, valid until finish */
-    tool_finish_fn finish;     /* takes the CallToolResult (a new reference) */
-    void *owner;               /* the caller's, untouched by tools */
+    const struct creds *creds;       /* borrowed: valid until finish is called */
+    const json_t *args;              /* borrowed: the `arguments` object, valid until finish */
+    tool_finish_fn finish;           /* takes the CallToolResult (a new reference) */
+    tool_finish_text_fn finish_text; /* takes it as JSON text (malloc'd) */
+    void *owner;                     /* the caller's, untouched by tools */
 };
 
 struct tool_desc {
@@ -56,6 +59,18 @@ static inline void tool_call_finish(struct tool_call *call, json_t *result)
     call->finish(call, result);
 }
 
+/*
+ * Ends a call with a CallToolResult already written as compact JSON text:
+ * `result` (malloc'd, `len` bytes, taken; NULL on OOM) goes into the reply
+ * as is. `is_error` says whether it has isError true. For large results,
+ * where building jansson values and dumping them costs more than the query.
+ */
+static inline void tool_call_finish_text(struct tool_call *call, char *result, size_t len,
+                                         bool is_error)
+{
+    call->finish_text(call, result, len, is_error);
+}
+
 /* A CallToolResult with isError true and `fmt` as its text (new reference, NULL on OOM). */
 json_t *tool_error_result(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -66,6 +81,15 @@ json_t *tool_error_result(const char *fmt, ...) __attribute__((format(printf, 1,
  * instructions. NULL on OOM.
  */
 json_t *tool_ok_result(json_t *structured, const char *summary, bool is_untrusted);
+
+/*
+ * tool_ok_result as JSON text, for `structured` given as JSON text
+ * (borrowed, `structured_len` bytes, ASCII-only as json_dumps writes with
+ * JSON_ENSURE_ASCII): the text block holds it as tool_ok_result's does.
+ * The result (caller frees with free(), length in *len) is NULL on OOM.
+ */
+char *tool_ok_result_text(const char *structured, size_t structured_len, const char *summary,
+                          bool is_untrusted, size_t *len);
 
 /*
  * tool_ok_result with isError set when `is_error`: for a call that failed

@@ -148,8 +148,11 @@ static void reply_result(struct mcp_reply *r, const json_t *id, json_t *result)
     reply_json(r, 200, json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result));
 }
 
-/* A result given as ready JSON text (the cached tools/list), without re-parsing it. */
-static void reply_result_text(struct mcp_reply *r, const json_t *id, const char *result)
+/*
+ * A result given as ready JSON text (`len` bytes, borrowed: the cached
+ * tools/list or a tool's result), without re-parsing it.
+ */
+static void reply_result_raw(struct mcp_reply *r, const json_t *id, const char *result, size_t len)
 {
     char *id_text = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!id_text || !result) {
@@ -157,19 +160,38 @@ static void reply_result_text(struct mcp_reply *r, const json_t *id, const char 
         reply_error(r, 200, id, RPC_INTERNAL_ERROR, "Internal error");
         return;
     }
-    size_t len = strlen(id_text) + strlen(result) + 40;
-    char *body = malloc(len);
+    static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
+    static const char mid[] = ",\"result\":";
+    size_t id_len = strlen(id_text);
+    size_t body_len = sizeof(head) - 1 + id_len + sizeof(mid) - 1 + len + 1;
+    char *body = malloc(body_len + 1);
     if (!body) {
         free(id_text);
         reply_json(r, 500, NULL);
         return;
     }
-    int n = snprintf(body, len, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":%s}", id_text, result);
+    /* Joined with memcpy: a tool's result may be megabytes. */
+    char *p = body;
+    memcpy(p, head, sizeof(head) - 1);
+    p += sizeof(head) - 1;
+    memcpy(p, id_text, id_len);
+    p += id_len;
+    memcpy(p, mid, sizeof(mid) - 1);
+    p += sizeof(mid) - 1;
+    memcpy(p, result, len);
+    p += len;
+    *p++ = '}';
+    *p = '\0';
     free(id_text);
     r->status = 200;
     r->body = body;
-    r->body_len = (size_t)n;
+    r->body_len = body_len;
     r->content_type = "application/json";
+}
+
+static void reply_result_text(struct mcp_reply *r, const json_t *id, const char *result)
+{
+    reply_result_raw(r, id, result, result ? strlen(result) : 0);
 }
 
 static void reply_empty(struct mcp_reply *r, int status)
@@ -302,23 +324,32 @@ static void cancel_call(struct mcp_server *m, const struct mcp_request *req, con
     }
 }
 
-static void finish_call(struct tool_call *call, json_t *result)
+/*
+ * Ends a call with its CallToolResult, either as a value (`result`, taken)
+ * or as JSON text (`text`, `text_len` bytes, taken); the other is NULL.
+ */
+static void finish(struct pending_call *p, json_t *result, char *text, size_t text_len,
+                   bool is_error)
 {
-    struct pending_call *p = (struct pending_call *)call;
     struct mcp_reply reply = {0};
-    bool is_error = !result || json_is_true(json_object_get(result, "isError"));
     double ms = elapsed_ms(&p->started);
     calls_remove(p->server, p);
     if (atomic_load(&p->is_cancelled)) {
-        json_decref(result);
         reply.is_cancelled = true;
     } else {
         notify_log(p, LOG_LEVEL_INFO,
                    json_pack("{s:s, s:s, s:f}", "tool", p->tool_name, "outcome",
                              is_error ? "error" : "ok", "duration_ms", ms));
         notify_progress(p, 1.0, is_error ? "Failed" : "Done");
-        reply_result(&reply, p->id, result);
+        if (text) {
+            reply_result_raw(&reply, p->id, text, text_len);
+        } else {
+            reply_result(&reply, p->id, result);
+            result = NULL; /* reply_result took it */
+        }
     }
+    json_decref(result);
+    free(text);
     const char *outcome = reply.is_cancelled ? "cancelled" : (is_error ? "error" : "ok");
     metrics_tool(p->tool_name, outcome, ms);
     /* What the URL's own page shows: tool, database, outcome; never arguments. */
@@ -336,6 +367,22 @@ static void finish_call(struct tool_call *call, json_t *result)
     free(p);
     sink.done(sink.ctx, &reply);
     calls_delivered(m);
+}
+
+static void finish_call(struct tool_call *call, json_t *result)
+{
+    bool is_error = !result || json_is_true(json_object_get(result, "isError"));
+    finish((struct pending_call *)call, result, NULL, 0, is_error);
+}
+
+static void finish_call_text(struct tool_call *call, char *result, size_t len, bool is_error)
+{
+    if (!result) {
+        /* Out of memory: answered as a NULL result is, with an internal error. */
+        finish((struct pending_call *)call, NULL, NULL, 0, true);
+        return;
+    }
+    finish((struct pending_call *)call, NULL, result, len, is_error);
 }
 
 static void handle_initialize(struct mcp_server *m, const struct mcp_request *req, const json_t *id,
@@ -414,6 +461,7 @@ static enum mcp_status handle_tools_call(struct mcp_server *m, const struct mcp_
     p->call.creds = req->creds;
     p->call.args = own_args;
     p->call.finish = finish_call;
+    p->call.finish_text = finish_call_text;
     p->id = json_incref((json_t *)id);
     p->args = own_args;
     p->progress_token = token ? json_incref((json_t *)token) : NULL;

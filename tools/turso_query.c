@@ -12,6 +12,7 @@
 
 #include "dbaccess.h"
 #include "hrana.h"
+#include "jsonw.h"
 #include "readonly.h"
 #include "rows.h"
 #include "sql_scan.h"
@@ -52,6 +53,56 @@ static const char output_schema[] =
     "{\"type\":\"object\",\"properties\":{" ROWS_SCHEMA_PROPERTIES "},"
     "\"required\":[\"columns\",\"rows\",\"row_count\",\"truncated\"]}";
 
+/*
+ * Ends the call with the result object written in `w` (emptied here) and
+ * its counts. Frees q.
+ */
+static void finish_written(struct query *q, struct jsonw *w, const struct rows_counts *n)
+{
+    struct tool_call *call = q->call;
+    size_t structured_len = 0, len = 0;
+    char *text = NULL;
+    char *structured = jsonw_take(w, &structured_len);
+    query_destroy(q);
+    if (structured) {
+        char summary[256];
+        if (n->is_truncated)
+            snprintf(summary, sizeof(summary),
+                     "Returned %zu of %zu rows (truncated by the row or size cap; narrow the "
+                     "query or page with LIMIT/OFFSET).",
+                     n->n_rows, n->n_available);
+        else if (n->n_columns == 0)
+            snprintf(summary, sizeof(summary), "The statement ran.");
+        else
+            snprintf(summary, sizeof(summary), "Returned %zu row%s.", n->n_rows,
+                     n->n_rows == 1 ? "" : "s");
+        text = tool_ok_result_text(structured, structured_len, summary, true, &len);
+        free(structured);
+    }
+    /* A NULL text (out of memory) finishes with an internal error. */
+    tool_call_finish_text(call, text, len, false);
+}
+
+/*
+ * The fast path: a well-formed answer of the usual shape is written
+ * straight from the body, never parsed into jansson values. Anything else
+ * is left to on_answer.
+ */
+static bool on_raw(const char *body, size_t len, size_t n_results, void *ctx)
+{
+    struct query *q = ctx;
+    struct jsonw w;
+    struct rows_counts n = {0};
+    size_t bytes_left = (size_t)q->call->env->max_result_bytes;
+    jsonw_init(&w);
+    if (!rows_write_from_pipeline(&w, body, len, n_results, q->max_rows, &bytes_left, &n)) {
+        jsonw_cleanup(&w);
+        return false;
+    }
+    finish_written(q, &w, &n);
+    return true;
+}
+
 static void on_answer(const struct hrana_outcome *o, void *ctx)
 {
     struct query *q = ctx;
@@ -59,7 +110,9 @@ static void on_answer(const struct hrana_outcome *o, void *ctx)
     json_t *result = NULL;
     json_t *response = NULL;
     const char *message = NULL, *code = NULL;
+    struct jsonw w;
 
+    jsonw_init(&w);
     if (o->err != TM_OK) {
         result = tool_error_result("%s", o->message);
         goto out;
@@ -73,26 +126,17 @@ static void on_answer(const struct hrana_outcome *o, void *ctx)
     const json_t *sr = json_object_get(response, "result");
     const char *why = NULL;
     size_t bytes_left = (size_t)call->env->max_result_bytes;
-    json_t *structured = rc == TM_OK ? rows_from_result(sr, q->max_rows, &bytes_left, &why) : NULL;
-    if (!structured) {
+    struct rows_counts n = {0};
+    /* Written as text at once: building jansson values per cell costs more than the query. */
+    if (rc != TM_OK || !rows_write_result(&w, sr, q->max_rows, &bytes_left, &n, &why)) {
         result = tool_error_result("Turso sent an answer that could not be read: %s",
                                    why ? why : "unexpected result shape");
         goto out;
     }
-    long n = (long)json_integer_value(json_object_get(structured, "row_count"));
-    long avail = (long)json_integer_value(json_object_get(structured, "rows_available"));
-    char summary[256];
-    if (json_is_true(json_object_get(structured, "truncated")))
-        snprintf(summary, sizeof(summary),
-                 "Returned %ld of %ld rows (truncated by the row or size cap; narrow the query or "
-                 "page with LIMIT/OFFSET).",
-                 n, avail);
-    else if (json_array_size(json_object_get(structured, "columns")) == 0)
-        snprintf(summary, sizeof(summary), "The statement ran.");
-    else
-        snprintf(summary, sizeof(summary), "Returned %ld row%s.", n, n == 1 ? "" : "s");
-    result = tool_ok_result(structured, summary, true);
+    finish_written(q, &w, &n);
+    return;
 out:
+    jsonw_cleanup(&w);
     query_destroy(q);
     tool_call_finish(call, result);
 }
@@ -101,8 +145,8 @@ out:
 static void send_query(struct query *q)
 {
     struct tool_call *call = q->call;
-    enum tm_err rc = dbaccess_pipeline(call->env->db, call->creds, q->database, q->requests,
-                                       call->env->upstream_timeout_ms, on_answer, q);
+    enum tm_err rc = dbaccess_pipeline_raw(call->env->db, call->creds, q->database, q->requests,
+                                           call->env->upstream_timeout_ms, on_raw, on_answer, q);
     if (rc != TM_OK) {
         query_destroy(q);
         tool_call_finish(call,

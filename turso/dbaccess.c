@@ -672,6 +672,17 @@ static enum tm_err unreachable(const struct creds *c, const char *name, char *me
 static const char no_database_named[] =
     "Say which database: pass `database` (its name). This URL has no default database.";
 
+enum tm_err dbaccess_pipeline_raw(struct dbaccess *d, const struct creds *c, const char *name,
+                                  const json_t *requests, long timeout_ms, hrana_raw_fn raw,
+                                  hrana_done_fn done, void *ctx)
+{
+    /* Only the direct path reads answers raw; the Platform path has its own retries. */
+    if (c->db_url && is_default_name(c, name))
+        return hrana_pipeline_raw(d->transport, c->db_url, c->db_token, requests, timeout_ms, raw,
+                                  done, ctx);
+    return dbaccess_pipeline(d, c, name, requests, timeout_ms, done, ctx);
+}
+
 enum tm_err dbaccess_pipeline(struct dbaccess *d, const struct creds *c, const char *name,
                               const json_t *requests, long timeout_ms, hrana_done_fn done,
                               void *ctx)

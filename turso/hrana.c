@@ -21,7 +21,6 @@
 
 #define HRANA_ORIGIN_MAX     300
 #define HRANA_NO_CLOSE_SLOTS 32
-#define HRANA_MAX_SAFE_INT   INT64_C(9007199254740991) /* 2^53 - 1 */
 #define HRANA_TEXT_EXCERPT   200
 #define HRANA_MESSAGE_MAX    1024
 #define HRANA_B64_CHUNK      4096 /* base64 characters checked per step */
@@ -94,6 +93,13 @@ static const char *excerpt(const char *s, size_t len, char *buf, size_t buf_len)
 }
 
 /* A whole decimal int64: an optional '-' then digits, nothing else. */
+static bool parse_int64(const char *s, size_t len, int64_t *out);
+
+bool hrana_int64_parse(const char *s, size_t len, int64_t *out)
+{
+    return parse_int64(s, len, out);
+}
+
 static bool parse_int64(const char *s, size_t len, int64_t *out)
 {
     size_t i = 0;
@@ -301,45 +307,80 @@ json_t *hrana_value_from_arg(const json_t *arg, char *err, size_t err_len)
     return v ? v : nomem(err, err_len);
 }
 
-json_t *hrana_cell_from_value(const json_t *v)
+bool hrana_cell_read(const json_t *v, struct hrana_cell *out)
 {
     const char *type = json_string_value(json_object_get(v, "type"));
     if (!type)
-        return NULL;
+        return false;
     const json_t *value = json_object_get(v, "value");
+    memset(out, 0, sizeof(*out));
 
-    if (strcmp(type, "null") == 0)
-        return json_null();
+    if (strcmp(type, "null") == 0) {
+        out->kind = HRANA_CELL_NULL;
+        return true;
+    }
     if (strcmp(type, "integer") == 0) {
-        int64_t n = 0;
         if (!json_is_string(value) ||
-            !parse_int64(json_string_value(value), json_string_length(value), &n))
-            return NULL;
+            !parse_int64(json_string_value(value), json_string_length(value), &out->i))
+            return false;
         /* Beyond 2^53 a JSON number loses digits in most clients. */
-        if (n >= -HRANA_MAX_SAFE_INT && n <= HRANA_MAX_SAFE_INT)
-            return json_integer((json_int_t)n);
-        return integer_value(n);
+        out->kind = out->i >= -HRANA_MAX_SAFE_INT && out->i <= HRANA_MAX_SAFE_INT
+                        ? HRANA_CELL_INTEGER
+                        : HRANA_CELL_BIG_INTEGER;
+        return true;
     }
     if (strcmp(type, "float") == 0) {
         /* Servers write non-finite results as null. */
-        if (json_is_null(value))
-            return tagged("float", "value", json_null());
+        if (json_is_null(value)) {
+            out->kind = HRANA_CELL_FLOAT_NULL;
+            return true;
+        }
         if (!json_is_number(value))
-            return NULL;
-        double d = json_number_value(value);
-        return tagged("float", "value", isfinite(d) ? json_real(d) : json_null());
+            return false;
+        out->d = json_number_value(value);
+        out->kind = isfinite(out->d) ? HRANA_CELL_FLOAT : HRANA_CELL_FLOAT_NULL;
+        return true;
     }
     if (strcmp(type, "text") == 0) {
         if (!json_is_string(value))
-            return NULL;
-        return json_stringn(json_string_value(value), json_string_length(value));
+            return false;
+        out->kind = HRANA_CELL_TEXT;
+        out->s = json_string_value(value);
+        out->len = json_string_length(value);
+        return true;
     }
     if (strcmp(type, "blob") == 0) {
         const json_t *b64 = json_object_get(v, "base64");
         if (!json_is_string(b64))
-            return NULL;
-        return tagged("blob", "base64",
-                      json_stringn(json_string_value(b64), json_string_length(b64)));
+            return false;
+        out->kind = HRANA_CELL_BLOB;
+        out->s = json_string_value(b64);
+        out->len = json_string_length(b64);
+        return true;
+    }
+    return false;
+}
+
+json_t *hrana_cell_from_value(const json_t *v)
+{
+    struct hrana_cell c;
+    if (!hrana_cell_read(v, &c))
+        return NULL;
+    switch (c.kind) {
+    case HRANA_CELL_NULL:
+        return json_null();
+    case HRANA_CELL_INTEGER:
+        return json_integer((json_int_t)c.i);
+    case HRANA_CELL_BIG_INTEGER:
+        return integer_value(c.i);
+    case HRANA_CELL_FLOAT:
+        return tagged("float", "value", json_real(c.d));
+    case HRANA_CELL_FLOAT_NULL:
+        return tagged("float", "value", json_null());
+    case HRANA_CELL_TEXT:
+        return json_stringn(c.s, c.len);
+    case HRANA_CELL_BLOB:
+        return tagged("blob", "base64", json_stringn(c.s, c.len));
     }
     return NULL;
 }
@@ -558,6 +599,7 @@ struct pipeline_call {
     bool has_close; /* the body in flight ends with {"type":"close"} */
     long timeout_ms;
     hrana_done_fn done;
+    hrana_raw_fn raw; /* may take a 2xx answer before it is parsed; NULL: never */
     void *ctx;
     /* What hrana_outcome.message points at; lives until `done` returns. */
     char message[HRANA_MESSAGE_MAX];
@@ -802,6 +844,11 @@ static void on_reply(const struct turso_reply *r, void *arg)
         goto out;
     }
 
+    size_t n_sent = c->n_requests + (c->has_close ? 1 : 0);
+    if (c->raw && c->raw(r->body, r->body_len, n_sent, c->ctx)) {
+        call_destroy(c); /* the raw reader ended the call; done never runs */
+        return;
+    }
     json_error_t jerr;
     /* Text values may hold NUL (\u0000). */
     root = json_loadb(r->body, r->body_len, JSON_ALLOW_NUL, &jerr);
@@ -812,7 +859,6 @@ static void on_reply(const struct turso_reply *r, void *arg)
         goto out;
     }
     json_t *all = json_object_get(root, "results");
-    size_t n_sent = c->n_requests + (c->has_close ? 1 : 0);
     if (!json_is_array(all)) {
         o.err = TM_ERR_UPSTREAM;
         snprintf(c->message, sizeof(c->message), "Turso's answer from %s has no results array",
@@ -859,6 +905,13 @@ out:
 enum tm_err hrana_pipeline(struct turso_transport *t, const char *db_url, const char *token,
                            const json_t *requests, long timeout_ms, hrana_done_fn done, void *ctx)
 {
+    return hrana_pipeline_raw(t, db_url, token, requests, timeout_ms, NULL, done, ctx);
+}
+
+enum tm_err hrana_pipeline_raw(struct turso_transport *t, const char *db_url, const char *token,
+                               const json_t *requests, long timeout_ms, hrana_raw_fn raw,
+                               hrana_done_fn done, void *ctx)
+{
     struct pipeline_call *c = NULL;
     enum tm_err err = TM_ERR_INVALID;
 
@@ -871,6 +924,7 @@ enum tm_err hrana_pipeline(struct turso_transport *t, const char *db_url, const 
     c->t = t;
     c->timeout_ms = timeout_ms;
     c->done = done;
+    c->raw = raw;
     c->ctx = ctx;
     err = hrana_origin(db_url, c->origin, sizeof(c->origin));
     if (err != TM_OK) {
