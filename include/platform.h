@@ -100,11 +100,4 @@ enum tm_err platform_call_sync(struct platform *p, const char *token,
  */
 enum tm_err platform_jwt_claims(const char *jwt, long long *exp, char access[4]);
 
-/*
- * Makes a message safe to show: `secret` (if not NULL or empty) and
- * anything shaped like a JWT or a Bearer credential become ***, control
- * bytes become spaces and invalid UTF-8 becomes '?'. In place.
- */
-void platform_message_clean(char *message, const char *secret);
-
 #endif

@@ -19,6 +19,7 @@
 #include "dbaccess.h"
 #include "hrana.h"
 #include "platform.h"
+#include "redact.h"
 #include "tool.h"
 #include "tool_platform.h"
 
@@ -1085,7 +1086,7 @@ static void on_dump(const struct dbaccess_get_outcome *o, void *ctx)
         char excerpt[300];
         snprintf(excerpt, sizeof(excerpt), "%.*s", (int)(o->body_len < 200 ? o->body_len : 200),
                  o->body);
-        platform_message_clean(excerpt, NULL);
+        redact_message(excerpt, NULL);
         finish(m, tool_error_result("Could not dump %s: the database answered HTTP %ld: %s",
                                     db_label(m), o->http_status, excerpt));
         return;

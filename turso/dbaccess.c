@@ -20,6 +20,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "redact.h"
+
 /* Hosts and tokens held at once; the least recently used goes first when full. */
 #define DBACCESS_CACHE_MAX 1024
 /* What a minted token is asked to live, and how long before its end it is dropped. */
@@ -329,7 +331,7 @@ static void op_drop_token(struct op *op)
 /* Ends the op with a failure found on our side (message in op->message), then frees it. */
 static void op_fail(struct op *op, enum tm_err err, long status)
 {
-    platform_message_clean(op->message, op->c->platform_token);
+    redact_message(op->message, op->c->platform_token);
     if (op->kind == OP_PIPELINE) {
         struct hrana_outcome o = {.err = err, .http_status = status, .message = op->message};
         op->done(&o, op->ctx);
@@ -404,7 +406,7 @@ static void on_get(const struct turso_reply *r, void *arg)
             cache_drop(op);
         snprintf(op->message, sizeof(op->message), "The request to Turso at %s failed: %s",
                  op->origin, r->message);
-        platform_message_clean(op->message, op->token);
+        redact_message(op->message, op->token);
         o.message = op->message;
     }
     op->get_done(&o, op->ctx);

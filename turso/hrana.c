@@ -7,6 +7,8 @@
  */
 #include "hrana.h"
 
+#include "redact.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -661,61 +663,13 @@ static enum tm_err call_send(struct pipeline_call *c)
 }
 
 /*
- * Makes c->message safe to show: the token (should a server ever echo it) is
- * masked, control bytes become spaces, and bytes that are not UTF-8 (such as
- * the tail of a cut) become '?'.
+ * Makes c->message safe to show: the token (should a server ever echo it)
+ * and anything like a credential masked, control bytes and bytes that are
+ * not UTF-8 (such as the tail of a cut) replaced.
  */
 static void message_finish(struct pipeline_call *c)
 {
-    char *m = c->message;
-    if (c->token_len > 0) {
-        char *from = m, *hit;
-        /* Search on after each mask, so a token that looks like one ends. */
-        while ((hit = memmem(from, strlen(from), c->token, c->token_len)) != NULL) {
-            size_t rest = strlen(hit + c->token_len);
-            if (c->token_len >= 3) {
-                memcpy(hit, "***", 3);
-                memmove(hit + 3, hit + c->token_len, rest + 1);
-                from = hit + 3;
-            } else {
-                memset(hit, '*', c->token_len);
-                from = hit + c->token_len;
-            }
-        }
-    }
-    unsigned char *p = (unsigned char *)m;
-    while (*p) {
-        unsigned char b = *p;
-        size_t n = b < 0x80             ? 1
-                   : (b & 0xE0) == 0xC0 ? 2
-                   : (b & 0xF0) == 0xE0 ? 3
-                   : (b & 0xF8) == 0xF0 ? 4
-                                        : 0;
-        if (n == 1) {
-            if (b < 0x20 || b == 0x7f)
-                *p = ' ';
-            p++;
-            continue;
-        }
-        bool is_ok = n > 0;
-        uint32_t cp = n == 2 ? b & 0x1F : n == 3 ? b & 0x0F : b & 0x07;
-        /* A NUL fails the continuation test, so this never reads past the end. */
-        for (size_t i = 1; is_ok && i < n; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                is_ok = false;
-            else
-                cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if (is_ok &&
-            ((n == 2 && cp < 0x80) || (n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-             (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
-            is_ok = false;
-        if (!is_ok) {
-            *p++ = '?';
-            continue;
-        }
-        p += n;
-    }
+    redact_message(c->message, c->token_len > 0 ? c->token : NULL);
 }
 
 /* The message for a transfer that produced no HTTP status. */

@@ -5,6 +5,7 @@
  * what it received, and stalls on /stall (bounded).
  */
 #include "platform.h"
+#include "redact.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -478,12 +479,12 @@ static void secrets_never_in_messages(void)
     /* Directly: a secret inside a longer run, hostnames untouched. */
     char m[256];
     snprintf(m, sizeof(m), "x%sy at notes-acme.aws-us-east-1.turso.io", "s3cr3t-token");
-    platform_message_clean(m, "s3cr3t-token");
+    redact_message(m, "s3cr3t-token");
     ASSERT_STR_EQ(m, "x***y at notes-acme.aws-us-east-1.turso.io");
     snprintf(m, sizeof(m), "ab");
-    platform_message_clean(m, "b");
+    redact_message(m, "b");
     ASSERT_STR_EQ(m, "a*");
-    platform_message_clean(NULL, "x");
+    redact_message(NULL, "x");
 }
 
 static void transport_failures(void)
