@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "buf.h"
 #include "dbaccess.h"
 #include "hrana.h"
 #include "platform.h"
@@ -96,15 +97,6 @@ static const struct tool_arg known_args[] = {
     {"block_writes", JSON_TRUE}, {"confirm", JSON_TRUE},           {"max_bytes", JSON_INTEGER},
 };
 
-/* A growing text with a cap: what a reconstructed dump is written into. */
-struct sqlbuf {
-    char *text;
-    size_t len, cap;
-    size_t max;        /* bytes the text may hold */
-    bool is_truncated; /* something did not fit */
-    bool is_nomem;
-};
-
 /* One call, from run() until finish. */
 struct mgr {
     struct tool_call *call;
@@ -121,7 +113,7 @@ struct mgr {
     int step;                /* backup: 0 looking up the source's group, 1 creating */
     /* dump */
     long max_bytes;
-    struct sqlbuf sql;
+    struct buf sql;
     json_t *tables; /* [[name, create sql], ...] to fill with rows */
     json_t *later;  /* CREATE INDEX / TRIGGER / VIEW, written after the data */
     size_t next_table;
@@ -152,7 +144,7 @@ static void mgr_destroy(struct mgr *m)
 {
     if (!m)
         return;
-    free(m->sql.text);
+    buf_cleanup(&m->sql);
     json_decref(m->tables);
     json_decref(m->later);
     free(m);
@@ -692,123 +684,68 @@ static const char *db_label(const struct mgr *m)
     return m->db[0] ? m->db : own;
 }
 
-static void sql_put(struct sqlbuf *b, const char *s, size_t n)
+/*
+ * Appends one whole statement (line) or nothing, so a cut never splits a
+ * statement; what does not fit marks the dump as cut (is_over).
+ */
+static void sql_line(struct buf *b, const char *s, size_t n)
 {
-    if (b->is_truncated || b->is_nomem)
-        return;
-    if (b->len + n > b->max) {
-        b->is_truncated = true;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(b->text, cap);
-        if (!grown) {
-            b->is_nomem = true;
-            return;
-        }
-        b->text = grown;
-        b->cap = cap;
-    }
-    memcpy(b->text + b->len, s, n);
-    b->len += n;
-    b->text[b->len] = '\0';
-}
-
-/* Appends one whole statement (line) or nothing, so a cut never splits a statement. */
-static void sql_line(struct sqlbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->max) {
-        b->is_truncated = true;
+    if (b->max && b->len + n + 1 > b->max) {
+        b->is_over = true;
         return;
     }
-    sql_put(b, s, n);
-    sql_put(b, "\n", 1);
+    buf_add(b, s, n);
+    buf_add(b, "\n", 1);
 }
 
-/* A growing scratch line; the same rules as sqlbuf without the cap. */
-struct line {
-    char *s;
-    size_t len, cap;
-    bool is_nomem;
-};
-
-static void line_put(struct line *l, const char *s, size_t n)
-{
-    if (l->is_nomem)
-        return;
-    if (l->len + n + 1 > l->cap) {
-        size_t cap = l->cap ? l->cap : 256;
-        while (cap < l->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(l->s, cap);
-        if (!grown) {
-            l->is_nomem = true;
-            return;
-        }
-        l->s = grown;
-        l->cap = cap;
-    }
-    memcpy(l->s + l->len, s, n);
-    l->len += n;
-    l->s[l->len] = '\0';
-}
-
-static void line_str(struct line *l, const char *s)
-{
-    line_put(l, s, strlen(s));
-}
-
-static void line_hex(struct line *l, const unsigned char *p, size_t n)
+static void line_hex(struct buf *l, const unsigned char *p, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    line_str(l, "X'");
+    buf_adds(l, "X'");
     for (size_t i = 0; i < n; i++) {
         char two[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
-        line_put(l, two, 2);
+        buf_add(l, two, 2);
     }
-    line_str(l, "'");
+    buf_adds(l, "'");
 }
 
 /* "name" with inner quotes doubled. */
-static void line_ident(struct line *l, const char *name)
+static void line_ident(struct buf *l, const char *name)
 {
-    line_str(l, "\"");
+    buf_adds(l, "\"");
     for (const char *p = name; *p; p++) {
         if (*p == '"')
-            line_str(l, "\"\"");
+            buf_adds(l, "\"\"");
         else
-            line_put(l, p, 1);
+            buf_add(l, p, 1);
     }
-    line_str(l, "\"");
+    buf_adds(l, "\"");
 }
 
 /* A Hrana value as an SQL literal; false when the value is malformed. */
-static bool line_value(struct line *l, const json_t *v)
+static bool line_value(struct buf *l, const json_t *v)
 {
     const char *type = json_string_value(json_object_get(v, "type"));
     const json_t *value = json_object_get(v, "value");
     if (!type)
         return false;
     if (strcmp(type, "null") == 0) {
-        line_str(l, "NULL");
+        buf_adds(l, "NULL");
     } else if (strcmp(type, "integer") == 0) {
         const char *s = json_string_value(value);
         if (!s || !*s || strspn(s + (s[0] == '-'), "0123456789") != strlen(s + (s[0] == '-')))
             return false;
-        line_str(l, s);
+        buf_adds(l, s);
     } else if (strcmp(type, "float") == 0) {
         if (!json_is_number(value)) {
-            line_str(l, "NULL"); /* not finite: Hrana sends null */
+            buf_adds(l, "NULL"); /* not finite: Hrana sends null */
         } else {
             char num[64];
             snprintf(num, sizeof(num), "%.17g", json_number_value(value));
             /* Keep it a REAL: "4" would read back as an INTEGER. */
             if (!strpbrk(num, ".eEni"))
                 strcat(num, ".0");
-            line_str(l, num);
+            buf_adds(l, num);
         }
     } else if (strcmp(type, "text") == 0) {
         if (!json_is_string(value))
@@ -817,17 +754,17 @@ static bool line_value(struct line *l, const json_t *v)
         size_t n = json_string_length(value);
         if (memchr(s, '\0', n)) {
             /* A NUL cannot sit in an SQL string literal; its bytes can. */
-            line_str(l, "CAST(");
+            buf_adds(l, "CAST(");
             line_hex(l, (const unsigned char *)s, n);
-            line_str(l, " AS TEXT)");
+            buf_adds(l, " AS TEXT)");
         } else {
-            line_str(l, "'");
+            buf_adds(l, "'");
             for (size_t i = 0; i < n; i++) {
-                line_put(l, s + i, 1);
+                buf_add(l, s + i, 1);
                 if (s[i] == '\'')
-                    line_put(l, "'", 1);
+                    buf_add(l, "'", 1);
             }
-            line_str(l, "'");
+            buf_adds(l, "'");
         }
     } else if (strcmp(type, "blob") == 0) {
         const char *b64 = json_string_value(json_object_get(v, "base64"));
@@ -839,7 +776,7 @@ static bool line_value(struct line *l, const json_t *v)
         unsigned char *bytes = malloc(in * 3 / 4 + 3);
         size_t n = 0;
         if (!bytes) {
-            l->is_nomem = true;
+            l->is_failed = true;
             return true;
         }
         bool ok = sodium_base642bin(bytes, in * 3 / 4 + 3, b64, in, NULL, &n, NULL,
@@ -856,7 +793,7 @@ static bool line_value(struct line *l, const json_t *v)
 
 static void finish_dump(struct mgr *m, const char *source)
 {
-    if (m->sql.is_nomem) {
+    if (m->sql.is_failed) {
         finish(m, tool_error_result("Could not dump %s: out of memory.", db_label(m)));
         return;
     }
@@ -864,9 +801,9 @@ static void finish_dump(struct mgr *m, const char *source)
     if (m->db[0])
         json_object_set_new(out, "database", json_string(m->db));
     json_object_set_new(out, "source", json_string(source));
-    json_object_set_new(out, "sql", json_string(m->sql.text ? m->sql.text : ""));
+    json_object_set_new(out, "sql", json_string(m->sql.data ? m->sql.data : ""));
     json_object_set_new(out, "bytes", json_integer((json_int_t)m->sql.len));
-    json_object_set_new(out, "truncated", json_boolean(m->sql.is_truncated));
+    json_object_set_new(out, "truncated", json_boolean(m->sql.is_over));
     json_object_set_new(out, "max_bytes", json_integer(m->max_bytes));
     char summary[600];
     snprintf(summary, sizeof(summary), "SQL dump of %s (%zu bytes, %s)%s", db_label(m), m->sql.len,
@@ -874,9 +811,9 @@ static void finish_dump(struct mgr *m, const char *source)
                  ? "from the database's /dump endpoint"
                  : "rebuilt from sqlite_master and a SELECT of each table, because the database "
                    "host has no /dump endpoint",
-             m->sql.is_truncated ? "; TRUNCATED at max_bytes: it is not a complete dump, and "
-                                   "ends at the last whole statement that fit."
-                                 : ".");
+             m->sql.is_over ? "; TRUNCATED at max_bytes: it is not a complete dump, and "
+                              "ends at the last whole statement that fit."
+                            : ".");
     finish(m, tool_ok_result(out, summary, true));
 }
 
@@ -912,40 +849,40 @@ static void on_table_rows(const struct hrana_outcome *o, void *ctx)
     const json_t *rows = json_object_get(json_object_get(response, "result"), "rows");
     size_t r;
     const json_t *row;
-    struct line l = {0};
+    struct buf l = {0};
     json_array_foreach(rows, r, row)
     {
         l.len = 0;
-        line_str(&l, "INSERT INTO ");
+        buf_adds(&l, "INSERT INTO ");
         line_ident(&l, name);
-        line_str(&l, " VALUES(");
+        buf_adds(&l, " VALUES(");
         size_t c;
         const json_t *v;
         json_array_foreach(row, c, v)
         {
             if (c > 0)
-                line_str(&l, ",");
+                buf_adds(&l, ",");
             if (!line_value(&l, v)) {
-                free(l.s);
+                buf_cleanup(&l);
                 finish(m, tool_error_result("Could not dump %s: a value in table \"%s\" is "
                                             "malformed.",
                                             db_label(m), name));
                 return;
             }
         }
-        line_str(&l, ");");
-        if (l.is_nomem) {
-            m->sql.is_nomem = true;
+        buf_adds(&l, ");");
+        if (l.is_failed) {
+            m->sql.is_failed = true;
             break;
         }
-        sql_line(&m->sql, l.s, l.len);
-        if (m->sql.is_truncated)
+        sql_line(&m->sql, l.data, l.len);
+        if (m->sql.is_over)
             break;
     }
-    free(l.s);
+    buf_cleanup(&l);
     /* The LIMIT was reached: rows are missing even if the bytes were not. */
     if (json_array_size(rows) >= (size_t)(m->max_bytes / MGR_MIN_ROW_BYTES + 1))
-        m->sql.is_truncated = true;
+        m->sql.is_over = true;
     m->next_table++;
     dump_next_table(m);
 }
@@ -953,33 +890,33 @@ static void on_table_rows(const struct hrana_outcome *o, void *ctx)
 /* Writes the next table's CREATE and asks for its rows, or ends the dump. */
 static void dump_next_table(struct mgr *m)
 {
-    while (!m->sql.is_truncated && !m->sql.is_nomem && m->next_table < json_array_size(m->tables)) {
+    while (!m->sql.is_over && !m->sql.is_failed && m->next_table < json_array_size(m->tables)) {
         const json_t *t = json_array_get(m->tables, m->next_table);
         const char *name = json_string_value(json_array_get(t, 0));
         const char *create = json_string_value(json_array_get(t, 1));
-        struct line l = {0};
-        line_str(&l, create);
-        line_str(&l, ";");
-        if (!l.is_nomem)
-            sql_line(&m->sql, l.s, l.len);
-        free(l.s);
+        struct buf l = {0};
+        buf_adds(&l, create);
+        buf_adds(&l, ";");
+        if (!l.is_failed)
+            sql_line(&m->sql, l.data, l.len);
+        buf_cleanup(&l);
         /* Virtual tables hold no rows of their own to copy. */
         if (strncasecmp(create, "CREATE VIRTUAL", 14) == 0) {
             m->next_table++;
             continue;
         }
-        if (m->sql.is_truncated)
+        if (m->sql.is_over)
             break;
-        l = (struct line){0};
+        l = (struct buf){0};
         char limit[32];
         snprintf(limit, sizeof(limit), " LIMIT %ld", m->max_bytes / MGR_MIN_ROW_BYTES + 1);
-        line_str(&l, "SELECT * FROM ");
+        buf_adds(&l, "SELECT * FROM ");
         line_ident(&l, name);
-        line_str(&l, limit);
+        buf_adds(&l, limit);
         json_t *requests =
-            l.is_nomem ? NULL
-                       : json_pack("[{s:s, s:{s:s}}]", "type", "execute", "stmt", "sql", l.s);
-        free(l.s);
+            l.is_failed ? NULL
+                        : json_pack("[{s:s, s:{s:s}}]", "type", "execute", "stmt", "sql", l.data);
+        buf_cleanup(&l);
         enum tm_err err =
             requests ? dbaccess_pipeline(m->call->env->db, m->call->creds, m->db, requests,
                                          m->call->env->upstream_timeout_ms, on_table_rows, m)
@@ -993,21 +930,21 @@ static void dump_next_table(struct mgr *m)
     const json_t *s;
     json_array_foreach(m->later, i, s)
     {
-        struct line l = {0};
-        line_str(&l, json_string_value(s));
-        line_str(&l, ";");
-        if (!l.is_nomem)
-            sql_line(&m->sql, l.s, l.len);
-        free(l.s);
+        struct buf l = {0};
+        buf_adds(&l, json_string_value(s));
+        buf_adds(&l, ";");
+        if (!l.is_failed)
+            sql_line(&m->sql, l.data, l.len);
+        buf_cleanup(&l);
     }
-    if (m->sql.is_truncated) {
+    if (m->sql.is_over) {
         /* The note goes in even past the cap, so the text says it is incomplete. */
         static const char note[] = "-- TRUNCATED: the dump stopped at max_bytes; it is not "
                                    "complete.\n";
         m->sql.max += sizeof(note);
-        m->sql.is_truncated = false;
-        sql_put(&m->sql, note, sizeof(note) - 1);
-        m->sql.is_truncated = true;
+        m->sql.is_over = false;
+        buf_add(&m->sql, note, sizeof(note) - 1);
+        m->sql.is_over = true;
     } else {
         sql_line(&m->sql, "COMMIT;", 7);
     }
@@ -1047,7 +984,7 @@ static void on_schema(const struct hrana_outcome *o, void *ctx)
         else if (strcmp(type, "table") != 0)
             json_array_append_new(m->later, json_string(sql));
         else
-            m->sql.is_truncated = true;
+            m->sql.is_over = true;
     }
     sql_line(&m->sql, "PRAGMA foreign_keys=OFF;", 24);
     sql_line(&m->sql, "BEGIN TRANSACTION;", 18);
@@ -1092,22 +1029,23 @@ static void on_dump(const struct dbaccess_get_outcome *o, void *ctx)
         return;
     }
     size_t n = o->body_len;
+    bool is_cut = false;
     if (n > (size_t)m->max_bytes) {
         /* Cut after the last whole line that fits. */
         n = (size_t)m->max_bytes;
         while (n > 0 && o->body[n - 1] != '\n')
             n--;
-        m->sql.is_truncated = true;
+        is_cut = true;
     }
     m->sql.max = n + 1;
-    sql_put(&m->sql, o->body, n);
-    if (m->sql.is_truncated) {
+    buf_add(&m->sql, o->body, n);
+    if (is_cut) {
         static const char note[] = "-- TRUNCATED: the dump stopped at max_bytes; it is not "
                                    "complete.\n";
         m->sql.max += sizeof(note);
-        m->sql.is_truncated = false;
-        sql_put(&m->sql, note, sizeof(note) - 1);
-        m->sql.is_truncated = true;
+        m->sql.is_over = false;
+        buf_add(&m->sql, note, sizeof(note) - 1);
+        m->sql.is_over = true;
     }
     finish_dump(m, "dump_endpoint");
 }
