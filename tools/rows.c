@@ -6,6 +6,8 @@
  */
 #include "rows.h"
 
+#include "buf.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -308,18 +310,13 @@ bool rows_write_result(struct jsonw *w, const json_t *sr, long max_rows, size_t 
  */
 
 /* A growing scratch buffer for one decoded string. */
-struct scan_buf {
-    char *s;
-    size_t len, cap;
-};
-
 struct scan {
     const char *p, *end;
-    int depth;             /* of nested values being skipped */
-    struct scan_buf key;   /* the last object key */
-    struct scan_buf value; /* a cell's "value" or a column's "name" */
-    struct scan_buf b64;   /* a cell's "base64" or a column's "decltype" */
-    struct scan_buf type;  /* a cell's "type" */
+    int depth;        /* of nested values being skipped */
+    struct buf key;   /* the last object key */
+    struct buf value; /* a cell's "value" or a column's "name" */
+    struct buf b64;   /* a cell's "base64" or a column's "decltype" */
+    struct buf type;  /* a cell's "type" */
 };
 
 /* Deeper than this is no Hrana answer; give up rather than recurse. */
@@ -340,24 +337,6 @@ static bool take(struct scan *s, char c)
         return true;
     }
     return false;
-}
-
-static bool buf_put(struct scan_buf *b, const char *p, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *q = realloc(b->s, cap);
-        if (!q)
-            return false;
-        b->s = q;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return true;
 }
 
 static int hex_digit(char c)
@@ -388,7 +367,7 @@ static long hex4(struct scan *s)
 }
 
 /* A string (after whitespace) decoded into `b` (NULL: only checked); false if not one. */
-static bool scan_string(struct scan *s, struct scan_buf *b)
+static bool scan_string(struct scan *s, struct buf *b)
 {
     if (b)
         b->len = 0;
@@ -399,7 +378,7 @@ static bool scan_string(struct scan *s, struct scan_buf *b)
         while (s->p < s->end && (unsigned char)*s->p >= 0x20 && (unsigned char)*s->p < 0x80 &&
                *s->p != '"' && *s->p != '\\')
             s->p++;
-        if (b && s->p > run && !buf_put(b, run, (size_t)(s->p - run)))
+        if (b && s->p > run && !buf_add(b, run, (size_t)(s->p - run)))
             return false;
         if (s->p >= s->end)
             return false;
@@ -413,7 +392,7 @@ static bool scan_string(struct scan *s, struct scan_buf *b)
         if (c >= 0x80) {
             uint32_t cp;
             size_t n = jsonw_utf8_decode(s->p, (size_t)(s->end - s->p), &cp);
-            if (!n || (b && !buf_put(b, s->p, n)))
+            if (!n || (b && !buf_add(b, s->p, n)))
                 return false;
             s->p += n;
             continue;
@@ -473,14 +452,14 @@ static bool scan_string(struct scan *s, struct scan_buf *b)
                 u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F));
                 n = 4;
             }
-            if (b && !buf_put(b, u, n))
+            if (b && !buf_add(b, u, n))
                 return false;
             continue;
         }
         default:
             return false;
         }
-        if (b && !buf_put(b, &out, 1))
+        if (b && !buf_add(b, &out, 1))
             return false;
     }
 }
@@ -598,17 +577,17 @@ static bool skip_value(struct scan *s)
 static bool scan_key(struct scan *s)
 {
     /* A key holding NUL is left to jansson to judge. */
-    return scan_string(s, &s->key) && !memchr(s->key.s ? s->key.s : "", '\0', s->key.len) &&
+    return scan_string(s, &s->key) && !memchr(s->key.data ? s->key.data : "", '\0', s->key.len) &&
            take(s, ':');
 }
 
 static bool key_is(const struct scan *s, const char *name)
 {
-    return s->key.len == strlen(name) && memcmp(s->key.s, name, s->key.len) == 0;
+    return s->key.len == strlen(name) && memcmp(s->key.data, name, s->key.len) == 0;
 }
 
 /* A string into `b`, or any other value skipped with *is_string false. */
-static bool scan_maybe_string(struct scan *s, struct scan_buf *b, bool *is_string)
+static bool scan_maybe_string(struct scan *s, struct buf *b, bool *is_string)
 {
     ws(s);
     *is_string = s->p < s->end && *s->p == '"';
@@ -652,12 +631,12 @@ static bool scan_columns(struct scan *s, struct jsonw *w, size_t *n_columns)
             }
             jsonw_lit(w, n ? ",{\"name\":" : "{\"name\":");
             if (has_name)
-                jsonw_string(w, s->value.s, s->value.len, true);
+                jsonw_string(w, s->value.data, s->value.len, true);
             else
                 jsonw_lit(w, "null");
             jsonw_lit(w, ",\"type\":");
             if (has_type)
-                jsonw_string(w, s->b64.s, s->b64.len, true);
+                jsonw_string(w, s->b64.data, s->b64.len, true);
             else
                 jsonw_lit(w, "null");
             jsonw_lit(w, "}");
@@ -724,13 +703,13 @@ static bool scan_cell(struct scan *s, struct hrana_cell *c)
     if (!has_type)
         return false;
     memset(c, 0, sizeof(*c));
-    const char *t = s->type.s;
+    const char *t = s->type.data;
     size_t tl = s->type.len;
 #define TYPE_IS(name) (tl == sizeof(name) - 1 && memcmp(t, name, tl) == 0)
     if (TYPE_IS("null")) {
         c->kind = HRANA_CELL_NULL;
     } else if (TYPE_IS("integer")) {
-        if (value != V_STRING || !hrana_int64_parse(s->value.s, s->value.len, &c->i))
+        if (value != V_STRING || !hrana_int64_parse(s->value.data, s->value.len, &c->i))
             return false;
         c->kind = c->i >= -HRANA_MAX_SAFE_INT && c->i <= HRANA_MAX_SAFE_INT
                       ? HRANA_CELL_INTEGER
@@ -748,13 +727,13 @@ static bool scan_cell(struct scan *s, struct hrana_cell *c)
         if (value != V_STRING)
             return false;
         c->kind = HRANA_CELL_TEXT;
-        c->s = s->value.s ? s->value.s : "";
+        c->s = s->value.data ? s->value.data : "";
         c->len = s->value.len;
     } else if (TYPE_IS("blob")) {
         if (!has_b64)
             return false;
         c->kind = HRANA_CELL_BLOB;
-        c->s = s->b64.s ? s->b64.s : "";
+        c->s = s->b64.data ? s->b64.data : "";
         c->len = s->b64.len;
     } else {
         return false;
@@ -862,7 +841,7 @@ static bool scan_stmt_result(struct scan *s, struct jsonw *w, long max_rows, siz
                 if (s->value.len >= sizeof(rowid))
                     return false;
                 rowid_len = s->value.len;
-                memcpy(rowid, s->value.s ? s->value.s : "", rowid_len);
+                memcpy(rowid, s->value.data ? s->value.data : "", rowid_len);
             }
         } else if (!skip_value(s)) {
             return false;
@@ -892,7 +871,7 @@ static bool scan_typed_open(struct scan *s, const char *want)
 {
     if (!take(s, '{') || !scan_key(s) || !key_is(s, "type") || !scan_string(s, &s->type))
         return false;
-    return s->type.len == strlen(want) && memcmp(s->type.s, want, s->type.len) == 0;
+    return s->type.len == strlen(want) && memcmp(s->type.data, want, s->type.len) == 0;
 }
 
 /* The first result: {"type":"ok","response":{"type":"execute","result":{...}}}. */
@@ -931,11 +910,6 @@ static bool scan_first_result(struct scan *s, struct jsonw *w, long max_rows, si
     return take(s, '}') && seen_result;
 }
 
-static void scan_buf_free(struct scan_buf *b)
-{
-    free(b->s);
-}
-
 bool rows_write_from_pipeline(struct jsonw *w, const char *body, size_t len, size_t n_results,
                               long max_rows, size_t *bytes_left, struct rows_counts *counts)
 {
@@ -972,10 +946,10 @@ bool rows_write_from_pipeline(struct jsonw *w, const char *body, size_t len, siz
     ws(&s);
     is_ok = s.p == s.end && !w->is_failed;
 out:
-    scan_buf_free(&s.key);
-    scan_buf_free(&s.value);
-    scan_buf_free(&s.b64);
-    scan_buf_free(&s.type);
+    buf_cleanup(&s.key);
+    buf_cleanup(&s.value);
+    buf_cleanup(&s.b64);
+    buf_cleanup(&s.type);
     if (is_ok) {
         *bytes_left = budget;
         *counts = got;
