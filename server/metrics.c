@@ -5,6 +5,8 @@
  */
 #include "metrics.h"
 
+#include "buf.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -104,122 +106,81 @@ void metrics_rate_limited(void)
     atomic_fetch_add(&rate_limited, 1);
 }
 
-/* A growing text buffer; on OOM it stops growing and render returns NULL. */
-struct buf {
-    char *s;
-    size_t len, cap;
-    bool is_broken;
-};
-
-__attribute__((format(printf, 2, 3))) static void put(struct buf *b, const char *fmt, ...)
-{
-    if (b->is_broken)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->is_broken = true;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap * 2 + (size_t)n;
-        char *grown = realloc(b->s, cap);
-        if (!grown) {
-            b->is_broken = true;
-            return;
-        }
-        b->s = grown;
-        b->cap = cap;
-    }
-}
-
 static void put_histogram(struct buf *b, const char *name, const char *labels, struct histogram *h)
 {
     unsigned long long cumulative = 0;
     for (size_t i = 0; i < N_BUCKETS; i++) {
         cumulative += atomic_load(&h->le[i]);
-        put(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, *labels ? "," : "",
-            buckets_ms[i] / 1000.0, cumulative);
+        buf_addf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, *labels ? "," : "",
+                 buckets_ms[i] / 1000.0, cumulative);
     }
     unsigned long long count = atomic_load(&h->count);
-    put(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "", count);
+    buf_addf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "", count);
     const char *open = *labels ? "{" : "", *close = *labels ? "}" : "";
-    put(b, "%s_sum%s%s%s %.6f\n", name, open, labels, close, (double)atomic_load(&h->sum_us) / 1e6);
-    put(b, "%s_count%s%s%s %llu\n", name, open, labels, close, count);
+    buf_addf(b, "%s_sum%s%s%s %.6f\n", name, open, labels, close,
+             (double)atomic_load(&h->sum_us) / 1e6);
+    buf_addf(b, "%s_count%s%s%s %llu\n", name, open, labels, close, count);
 }
 
 char *metrics_render(const struct metrics_gauges *g)
 {
-    struct buf b = {.s = malloc(8192), .cap = 8192};
-    if (!b.s)
-        return NULL;
-    b.s[0] = '\0';
-    put(&b, "# HELP turso_mcp_rpc_messages_total JSON-RPC messages handled, by method.\n"
-            "# TYPE turso_mcp_rpc_messages_total counter\n");
+    struct buf b = {0};
+    buf_addf(&b, "# HELP turso_mcp_rpc_messages_total JSON-RPC messages handled, by method.\n"
+                 "# TYPE turso_mcp_rpc_messages_total counter\n");
     for (size_t i = 0; i < N_RPC; i++)
-        put(&b, "turso_mcp_rpc_messages_total{method=\"%s\"} %llu\n", rpc_methods[i],
-            atomic_load(&rpc_count[i]));
-    put(&b, "# HELP turso_mcp_http_responses_total HTTP responses, by status class.\n"
-            "# TYPE turso_mcp_http_responses_total counter\n");
+        buf_addf(&b, "turso_mcp_rpc_messages_total{method=\"%s\"} %llu\n", rpc_methods[i],
+                 atomic_load(&rpc_count[i]));
+    buf_addf(&b, "# HELP turso_mcp_http_responses_total HTTP responses, by status class.\n"
+                 "# TYPE turso_mcp_http_responses_total counter\n");
     static const char *const classes[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
     for (size_t i = 0; i < 6; i++)
-        put(&b, "turso_mcp_http_responses_total{code=\"%s\"} %llu\n", classes[i],
-            atomic_load(&http_count[i]));
-    put(&b, "# HELP turso_mcp_tool_calls_total Tool calls, by tool and outcome.\n"
-            "# TYPE turso_mcp_tool_calls_total counter\n");
+        buf_addf(&b, "turso_mcp_http_responses_total{code=\"%s\"} %llu\n", classes[i],
+                 atomic_load(&http_count[i]));
+    buf_addf(&b, "# HELP turso_mcp_tool_calls_total Tool calls, by tool and outcome.\n"
+                 "# TYPE turso_mcp_tool_calls_total counter\n");
     for (size_t t = 0; t < N_TOOLS; t++)
         for (size_t o = 0; o < N_OUTCOMES; o++)
-            put(&b, "turso_mcp_tool_calls_total{tool=\"%s\",outcome=\"%s\"} %llu\n", tool_names[t],
-                outcomes[o], atomic_load(&tool_count[t][o]));
-    put(&b, "# HELP turso_mcp_tool_call_duration_seconds Tool call latency.\n"
-            "# TYPE turso_mcp_tool_call_duration_seconds histogram\n");
+            buf_addf(&b, "turso_mcp_tool_calls_total{tool=\"%s\",outcome=\"%s\"} %llu\n",
+                     tool_names[t], outcomes[o], atomic_load(&tool_count[t][o]));
+    buf_addf(&b, "# HELP turso_mcp_tool_call_duration_seconds Tool call latency.\n"
+                 "# TYPE turso_mcp_tool_call_duration_seconds histogram\n");
     for (size_t t = 0; t < N_TOOLS; t++) {
         char labels[64];
         snprintf(labels, sizeof(labels), "tool=\"%s\"", tool_names[t]);
         put_histogram(&b, "turso_mcp_tool_call_duration_seconds", labels, &tool_latency[t]);
     }
-    put(&b,
-        "# HELP turso_mcp_upstream_requests_total Requests to Turso, by result.\n"
-        "# TYPE turso_mcp_upstream_requests_total counter\n"
-        "turso_mcp_upstream_requests_total{result=\"ok\"} %llu\n"
-        "turso_mcp_upstream_requests_total{result=\"error\"} %llu\n",
-        atomic_load(&upstream_count[0]), atomic_load(&upstream_count[1]));
-    put(&b, "# HELP turso_mcp_upstream_duration_seconds Latency of requests to Turso.\n"
-            "# TYPE turso_mcp_upstream_duration_seconds histogram\n");
+    buf_addf(&b,
+             "# HELP turso_mcp_upstream_requests_total Requests to Turso, by result.\n"
+             "# TYPE turso_mcp_upstream_requests_total counter\n"
+             "turso_mcp_upstream_requests_total{result=\"ok\"} %llu\n"
+             "turso_mcp_upstream_requests_total{result=\"error\"} %llu\n",
+             atomic_load(&upstream_count[0]), atomic_load(&upstream_count[1]));
+    buf_addf(&b, "# HELP turso_mcp_upstream_duration_seconds Latency of requests to Turso.\n"
+                 "# TYPE turso_mcp_upstream_duration_seconds histogram\n");
     put_histogram(&b, "turso_mcp_upstream_duration_seconds", "", &upstream_latency);
-    put(&b,
-        "# HELP turso_mcp_rate_limited_total Requests refused by a per-URL rate limit.\n"
-        "# TYPE turso_mcp_rate_limited_total counter\n"
-        "turso_mcp_rate_limited_total %llu\n",
-        atomic_load(&rate_limited));
-    put(&b,
-        "# HELP turso_mcp_sessions Open MCP sessions.\n# TYPE turso_mcp_sessions gauge\n"
-        "turso_mcp_sessions %zu\n",
-        g->sessions);
-    put(&b,
-        "# HELP turso_mcp_sse_streams Open SSE streams.\n# TYPE turso_mcp_sse_streams gauge\n"
-        "turso_mcp_sse_streams %zu\n",
-        g->streams);
-    put(&b,
-        "# HELP turso_mcp_tool_calls_in_flight Tool calls running.\n"
-        "# TYPE turso_mcp_tool_calls_in_flight gauge\n"
-        "turso_mcp_tool_calls_in_flight %zu\n",
-        g->calls_in_flight);
+    buf_addf(&b,
+             "# HELP turso_mcp_rate_limited_total Requests refused by a per-URL rate limit.\n"
+             "# TYPE turso_mcp_rate_limited_total counter\n"
+             "turso_mcp_rate_limited_total %llu\n",
+             atomic_load(&rate_limited));
+    buf_addf(&b,
+             "# HELP turso_mcp_sessions Open MCP sessions.\n# TYPE turso_mcp_sessions gauge\n"
+             "turso_mcp_sessions %zu\n",
+             g->sessions);
+    buf_addf(&b,
+             "# HELP turso_mcp_sse_streams Open SSE streams.\n# TYPE turso_mcp_sse_streams gauge\n"
+             "turso_mcp_sse_streams %zu\n",
+             g->streams);
+    buf_addf(&b,
+             "# HELP turso_mcp_tool_calls_in_flight Tool calls running.\n"
+             "# TYPE turso_mcp_tool_calls_in_flight gauge\n"
+             "turso_mcp_tool_calls_in_flight %zu\n",
+             g->calls_in_flight);
     if (g->store_bytes >= 0)
-        put(&b,
-            "# HELP turso_mcp_store_bytes Size of the user store on disk.\n"
-            "# TYPE turso_mcp_store_bytes gauge\n"
-            "turso_mcp_store_bytes %lld\n",
-            g->store_bytes);
-    if (b.is_broken) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+        buf_addf(&b,
+                 "# HELP turso_mcp_store_bytes Size of the user store on disk.\n"
+                 "# TYPE turso_mcp_store_bytes gauge\n"
+                 "turso_mcp_store_bytes %lld\n",
+                 g->store_bytes);
+    return buf_take(&b, NULL); /* NULL if memory ran out on the way */
 }
