@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -84,8 +85,7 @@ struct request {
     bool has_token;
     bool route_has_path_token; /* the token came in the path, not a header */
 
-    char *body; /* the request body, at most max_body_bytes */
-    size_t body_len, body_cap;
+    struct buf body; /* the request body, capped at max_body_bytes; wiped when the request ends */
     bool is_too_large;
 
     struct creds creds; /* opened for this request only; wiped when it ends */
@@ -138,9 +138,7 @@ static void request_release(struct request *r)
     if (r->has_creds)
         creds_cleanup(&r->creds);
     /* A signup form's body holds Turso tokens. */
-    if (r->body)
-        sodium_memzero(r->body, r->body_cap);
-    free(r->body);
+    buf_cleanup(&r->body);
     web_call_destroy(&r->web_call);
     free(r->reply.body);
     sse_stream_release(&r->stream);
@@ -520,8 +518,8 @@ static enum MHD_Result serve_mcp(struct request *r)
         .content_type =
             MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
         .accepts_sse = accepts_event_stream(r->conn),
-        .body = r->body,
-        .body_len = r->body_len,
+        .body = r->body.data,
+        .body_len = r->body.len,
         .request_id = r->id,
     };
     struct mcp_sink sink = {
@@ -686,8 +684,8 @@ static enum MHD_Result serve_messages(struct request *r)
             MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
         .accepts_sse = true,
         .is_legacy = true,
-        .body = r->body,
-        .body_len = r->body_len,
+        .body = r->body.data,
+        .body_len = r->body.len,
         .request_id = r->id,
     };
     struct mcp_sink sink = {
@@ -802,8 +800,8 @@ static enum MHD_Result serve_web(struct request *r)
         .csrf_cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "tm_csrf"),
         .fetch_site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site"),
         .host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
-        .body = r->body,
-        .body_len = r->body_len,
+        .body = r->body.data,
+        .body_len = r->body.len,
         .request_id = r->id,
     };
     struct web_reply reply;
@@ -840,6 +838,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         clock_gettime(CLOCK_MONOTONIC, &r->started);
         pthread_mutex_init(&r->lock, NULL);
         atomic_init(&r->refs, 1);
+        buf_init(&r->body, (size_t)h->cfg->max_body_bytes);
         snprintf(r->method, sizeof(r->method), "%s", method);
         log_mask_path(url, r->masked_path, sizeof(r->masked_path));
         r->route = route_path(url, r);
@@ -850,33 +849,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->is_too_large || r->body_len + n > (size_t)h->cfg->max_body_bytes) {
-            /* Drop the rest; the reply is 413 once the body has been read. */
-            r->is_too_large = true;
-            free(r->body);
-            r->body = NULL;
-            r->body_len = r->body_cap = 0;
+        if (r->is_too_large)
             return MHD_YES;
-        }
-        if (r->body_len + n + 1 > r->body_cap) {
-            size_t cap = r->body_cap ? r->body_cap : 1024;
-            while (cap < r->body_len + n + 1)
-                cap *= 2;
-            /* Not realloc: the old copy would be freed unwiped, and bodies may hold tokens. */
-            char *grown = malloc(cap);
-            if (!grown)
+        if (!buf_add(&r->body, upload_data, n)) {
+            if (r->body.is_failed)
                 return MHD_NO;
-            if (r->body) {
-                memcpy(grown, r->body, r->body_len + 1);
-                sodium_memzero(r->body, r->body_cap);
-                free(r->body);
-            }
-            r->body = grown;
-            r->body_cap = cap;
+            /* Over the cap: drop what came (wiped) and the rest; the reply is 413. */
+            r->is_too_large = true;
+            buf_cleanup(&r->body);
         }
-        memcpy(r->body + r->body_len, upload_data, n);
-        r->body_len += n;
-        r->body[r->body_len] = '\0';
         return MHD_YES;
     }
     if (r->is_pending && r->route == ROUTE_WEB)
