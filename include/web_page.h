@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "credcheck.h"
 #include "creds.h"
 #include "web.h"
@@ -54,37 +55,26 @@ struct web_call {
 
 /* ---- text ---------------------------------------------------------------- */
 
-/* A growing NUL-terminated buffer; an allocation failure sticks in is_oom. */
-struct web_buf {
-    char *p;
-    size_t len, cap;
-    bool is_oom;
-};
-
-void web_buf_add(struct web_buf *b, const char *s);
-void web_buf_addf(struct web_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Adds `s` with & < > " ' escaped, for text and attribute values alike. */
-void web_buf_html(struct web_buf *b, const char *s);
-/* Wipes and frees the buffer's memory. */
-void web_buf_wipe(struct web_buf *b);
+void web_buf_html(struct buf *b, const char *s);
 
 /* Starts a page: doctype, head with the stylesheet and script, the title, <main>. */
-void web_page_begin(struct web_buf *b, const char *title);
+void web_page_begin(struct buf *b, const char *title);
 /* Ends the page. */
-void web_page_end(struct web_buf *b);
+void web_page_end(struct buf *b);
 
 /*
  * Moves `b` into `reply` as an HTML page with `status`; a buffer that ran
  * out of memory becomes a 500 instead.
  */
-void web_reply_page(struct web_reply *reply, int status, struct web_buf *b, bool is_secret);
+void web_reply_page(struct web_reply *reply, int status, struct buf *b, bool is_secret);
 /* A plain-text reply (errors outside any page: 404, 405, 413...). */
 void web_reply_text(struct web_reply *reply, int status, const char *text);
 /* A JSON reply from `b` (already JSON). */
-void web_reply_json(struct web_reply *reply, int status, struct web_buf *b, bool is_secret);
+void web_reply_json(struct web_reply *reply, int status, struct buf *b, bool is_secret);
 
 /* Adds a JSON string literal for `s` (quotes and escapes). */
-void web_buf_json_str(struct web_buf *b, const char *s);
+void web_buf_json_str(struct buf *b, const char *s);
 
 /* ---- CSRF ------------------------------------------------------------------ */
 
@@ -130,7 +120,7 @@ bool web_wants_json(const struct web_request *req);
  * (Connectors; claude_desktop_config.json with mcp-remote), Cursor
  * (mcp.json) and a curl initialize line, plus the dashboard link.
  */
-void web_render_url(struct web_buf *b, const char *base, const char *token);
+void web_render_url(struct buf *b, const char *base, const char *token);
 
 /*
  * The base of the URLs handed out: public_url when set, else the address
@@ -140,7 +130,7 @@ void web_render_url(struct web_buf *b, const char *base, const char *token);
 void web_base(const struct web *w, const struct web_request *req, char out[WEB_BASE_MAX]);
 
 /* A hidden CSRF field. */
-void web_render_csrf(struct web_buf *b, const char *token);
+void web_render_csrf(struct buf *b, const char *token);
 
 /* Page handlers, one per module. */
 enum web_status signup_handle(struct web *w, const struct web_request *req, struct web_reply *reply,

@@ -18,33 +18,33 @@
 #include "store.h"
 #include "web_page.h"
 
-static void render_row(struct web_buf *b, const char *name, const char *value)
+static void render_row(struct buf *b, const char *name, const char *value)
 {
-    web_buf_add(b, "<tr><th scope=\"row\">");
+    buf_adds(b, "<tr><th scope=\"row\">");
     web_buf_html(b, name);
-    web_buf_add(b, "</th><td>");
+    buf_adds(b, "</th><td>");
     web_buf_html(b, value);
-    web_buf_add(b, "</td></tr>\n");
+    buf_adds(b, "</td></tr>\n");
 }
 
 static void render_activity_row(const struct store_activity_entry *e, void *ctx)
 {
-    struct web_buf *b = ctx;
+    struct buf *b = ctx;
     char when[32] = "";
     time_t t = (time_t)e->at;
     struct tm tm;
 
     if (gmtime_r(&t, &tm))
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    web_buf_add(b, "<tr><td>");
+    buf_adds(b, "<tr><td>");
     web_buf_html(b, when);
-    web_buf_add(b, "</td><td>");
+    buf_adds(b, "</td><td>");
     web_buf_html(b, e->tool);
-    web_buf_add(b, "</td><td>");
+    buf_adds(b, "</td><td>");
     web_buf_html(b, *e->database ? e->database : "(default)");
-    web_buf_addf(b, "</td><td class=\"outcome-%s\">", strcmp(e->outcome, "ok") == 0 ? "ok" : "bad");
+    buf_addf(b, "</td><td class=\"outcome-%s\">", strcmp(e->outcome, "ok") == 0 ? "ok" : "bad");
     web_buf_html(b, e->outcome);
-    web_buf_add(b, "</td></tr>\n");
+    buf_adds(b, "</td></tr>\n");
 }
 
 static void count_activity(const struct store_activity_entry *e, void *ctx)
@@ -52,18 +52,18 @@ static void count_activity(const struct store_activity_entry *e, void *ctx)
     (*(int *)ctx)++;
 }
 
-static void render_dashboard(struct web *w, struct web_buf *b, const char *token, const char *id,
+static void render_dashboard(struct web *w, struct buf *b, const char *token, const char *id,
                              const struct creds *c, const char *csrf)
 {
     char origin[600];
     int n_activity = 0;
 
     web_page_begin(b, "turso-mcp: your URL");
-    web_buf_add(b, "<h1>");
+    buf_adds(b, "<h1>");
     web_buf_html(b, c->label ? c->label : "Your URL");
-    web_buf_add(b, "</h1>\n<p class=\"lead\">This page belongs to one secret URL. Whoever has the "
-                   "URL can see it, so keep both private.</p>\n"
-                   "<h2>What this URL can reach</h2>\n<table class=\"facts\">\n");
+    buf_adds(b, "</h1>\n<p class=\"lead\">This page belongs to one secret URL. Whoever has the "
+                "URL can see it, so keep both private.</p>\n"
+                "<h2>What this URL can reach</h2>\n<table class=\"facts\">\n");
     if (c->db_url && hrana_origin(c->db_url, origin, sizeof(origin)) == TM_OK)
         render_row(b, "Database", strstr(origin, "://") + 3);
     if (c->org)
@@ -73,32 +73,32 @@ static void render_dashboard(struct web *w, struct web_buf *b, const char *token
     render_row(b, "Default database", c->default_db ? c->default_db : "(none)");
     render_row(b, "Mode", c->is_read_only ? "read-only" : "read-write");
     render_row(b, "Id", id);
-    web_buf_add(b, "</table>\n<h2>Recent activity</h2>\n");
+    buf_adds(b, "</table>\n<h2>Recent activity</h2>\n");
     /* Calls just made may still be queued: show them too. */
     activity_flush();
     store_activity(w->store, id, count_activity, &n_activity);
     if (n_activity == 0) {
-        web_buf_add(b, "<p id=\"no-activity\">No tool calls yet.</p>\n");
+        buf_adds(b, "<p id=\"no-activity\">No tool calls yet.</p>\n");
     } else {
-        web_buf_add(b, "<table class=\"activity\" id=\"activity\">\n<thead><tr><th>Time</th>"
-                       "<th>Tool</th><th>Database</th><th>Outcome</th></tr></thead>\n<tbody>\n");
+        buf_adds(b, "<table class=\"activity\" id=\"activity\">\n<thead><tr><th>Time</th>"
+                    "<th>Tool</th><th>Database</th><th>Outcome</th></tr></thead>\n<tbody>\n");
         store_activity(w->store, id, render_activity_row, b);
-        web_buf_add(b, "</tbody>\n</table>\n");
+        buf_adds(b, "</tbody>\n</table>\n");
     }
-    web_buf_add(b, "<h2>Rotate or revoke</h2>\n<p>Rotating gives this URL a new secret: the old "
-                   "URL stops working at once, and you paste the new one into your clients. "
-                   "Revoking deletes the URL and its stored credentials for good.</p>\n"
-                   "<div class=\"actions\">\n<form method=\"post\" action=\"/u/");
+    buf_adds(b, "<h2>Rotate or revoke</h2>\n<p>Rotating gives this URL a new secret: the old "
+                "URL stops working at once, and you paste the new one into your clients. "
+                "Revoking deletes the URL and its stored credentials for good.</p>\n"
+                "<div class=\"actions\">\n<form method=\"post\" action=\"/u/");
     web_buf_html(b, token);
-    web_buf_add(b, "/rotate\" id=\"rotate-form\">\n");
+    buf_adds(b, "/rotate\" id=\"rotate-form\">\n");
     web_render_csrf(b, csrf);
-    web_buf_add(b, "<button type=\"submit\" id=\"rotate\">Rotate URL</button>\n</form>\n"
-                   "<form method=\"post\" action=\"/u/");
+    buf_adds(b, "<button type=\"submit\" id=\"rotate\">Rotate URL</button>\n</form>\n"
+                "<form method=\"post\" action=\"/u/");
     web_buf_html(b, token);
-    web_buf_add(b, "/revoke\" id=\"revoke-form\">\n");
+    buf_adds(b, "/revoke\" id=\"revoke-form\">\n");
     web_render_csrf(b, csrf);
-    web_buf_add(b, "<button type=\"submit\" id=\"revoke\" class=\"danger\">Revoke URL</button>\n"
-                   "</form>\n</div>\n");
+    buf_adds(b, "<button type=\"submit\" id=\"revoke\" class=\"danger\">Revoke URL</button>\n"
+                "</form>\n</div>\n");
     web_page_end(b);
 }
 
@@ -106,13 +106,13 @@ static void render_dashboard(struct web *w, struct web_buf *b, const char *token
 static void reply_message(struct web_reply *reply, int status, const char *title,
                           const char *message)
 {
-    struct web_buf b = {0};
+    struct buf b = {0};
     web_page_begin(&b, title);
-    web_buf_add(&b, "<h1>");
+    buf_adds(&b, "<h1>");
     web_buf_html(&b, title);
-    web_buf_add(&b, "</h1>\n<div class=\"error\" id=\"error\" role=\"alert\">");
+    buf_adds(&b, "</h1>\n<div class=\"error\" id=\"error\" role=\"alert\">");
     web_buf_html(&b, message);
-    web_buf_add(&b, "</div>\n");
+    buf_adds(&b, "</div>\n");
     web_page_end(&b);
     web_reply_page(reply, status, &b, false);
 }
@@ -147,7 +147,7 @@ void dashboard_handle(struct web *w, const struct web_request *req, struct web_r
     char id[STORE_ID_LEN + 1] = "";
     char csrf[WEB_CSRF_TOKEN_LEN + 1];
     char fresh[STORE_TOKEN_LEN + 1] = "";
-    struct web_buf b = {0};
+    struct buf b = {0};
 
     if ((*action == '\0' && !is_get) || (*action != '\0' && strcmp(req->method, "POST") != 0)) {
         web_reply_text(reply, 405, "Method Not Allowed\n");
@@ -175,8 +175,8 @@ void dashboard_handle(struct web *w, const struct web_request *req, struct web_r
         }
         log_msg(LOG_INFO, "event=dashboard_rotated rid=%lu user=%s", req->request_id, id);
         web_page_begin(&b, "turso-mcp: your new URL");
-        web_buf_add(&b, "<h1>Rotated</h1>\n<p class=\"lead\" id=\"rotated\">The old URL has "
-                        "stopped working. Put the new one into your clients.</p>\n");
+        buf_adds(&b, "<h1>Rotated</h1>\n<p class=\"lead\" id=\"rotated\">The old URL has "
+                     "stopped working. Put the new one into your clients.</p>\n");
         char base[WEB_BASE_MAX];
         web_base(w, req, base);
         web_render_url(&b, base, fresh);
@@ -190,9 +190,9 @@ void dashboard_handle(struct web *w, const struct web_request *req, struct web_r
         }
         log_msg(LOG_INFO, "event=dashboard_revoked rid=%lu user=%s", req->request_id, id);
         web_page_begin(&b, "turso-mcp: URL revoked");
-        web_buf_add(&b, "<h1>Revoked</h1>\n<p class=\"lead\" id=\"revoked\">This URL no longer "
-                        "works, and its stored credentials are deleted. Remove it from your "
-                        "clients.</p>\n<p><a href=\"/\">Create a new URL</a></p>\n");
+        buf_adds(&b, "<h1>Revoked</h1>\n<p class=\"lead\" id=\"revoked\">This URL no longer "
+                     "works, and its stored credentials are deleted. Remove it from your "
+                     "clients.</p>\n<p><a href=\"/\">Create a new URL</a></p>\n");
         web_page_end(&b);
         web_reply_page(reply, 200, &b, false);
     }

@@ -32,69 +32,68 @@ struct form_echo {
     bool is_read_only;
 };
 
-static void render_field(struct web_buf *b, const char *name, const char *label, const char *type,
+static void render_field(struct buf *b, const char *name, const char *label, const char *type,
                          const char *value, const char *placeholder, const char *help,
                          bool is_required)
 {
-    web_buf_addf(b, "<label for=\"%s\">%s</label>\n<input id=\"%s\" name=\"%s\" type=\"%s\"", name,
-                 label, name, name, type);
+    buf_addf(b, "<label for=\"%s\">%s</label>\n<input id=\"%s\" name=\"%s\" type=\"%s\"", name,
+             label, name, name, type);
     if (value && *value) {
-        web_buf_add(b, " value=\"");
+        buf_adds(b, " value=\"");
         web_buf_html(b, value);
-        web_buf_add(b, "\"");
+        buf_adds(b, "\"");
     }
     if (placeholder)
-        web_buf_addf(b, " placeholder=\"%s\"", placeholder);
+        buf_addf(b, " placeholder=\"%s\"", placeholder);
     if (strcmp(type, "password") == 0)
-        web_buf_add(b, " autocomplete=\"off\" spellcheck=\"false\"");
+        buf_adds(b, " autocomplete=\"off\" spellcheck=\"false\"");
     if (is_required)
-        web_buf_add(b, " required");
-    web_buf_add(b, ">\n");
+        buf_adds(b, " required");
+    buf_adds(b, ">\n");
     if (help)
-        web_buf_addf(b, "<p class=\"help\">%s</p>\n", help);
+        buf_addf(b, "<p class=\"help\">%s</p>\n", help);
 }
 
 /* The whole form page, with an error above the form when there is one. */
-static void render_form(struct web_buf *b, const char *csrf, const struct form_echo *echo,
+static void render_form(struct buf *b, const char *csrf, const struct form_echo *echo,
                         const char *error)
 {
     web_page_begin(b, "turso-mcp: connect your Turso database");
-    web_buf_add(b, "<h1>Connect Turso to your AI</h1>\n"
-                   "<p class=\"lead\">Paste a Turso key once and get one secret URL for Claude, "
-                   "Cursor or any MCP client. Your key is checked with Turso, then stored "
-                   "encrypted under a key only your URL opens.</p>\n");
+    buf_adds(b, "<h1>Connect Turso to your AI</h1>\n"
+                "<p class=\"lead\">Paste a Turso key once and get one secret URL for Claude, "
+                "Cursor or any MCP client. Your key is checked with Turso, then stored "
+                "encrypted under a key only your URL opens.</p>\n");
     if (error) {
-        web_buf_add(b, "<div class=\"error\" id=\"error\" role=\"alert\">");
+        buf_adds(b, "<div class=\"error\" id=\"error\" role=\"alert\">");
         web_buf_html(b, error);
-        web_buf_add(b, "</div>\n");
+        buf_adds(b, "</div>\n");
     }
-    web_buf_add(b,
-                "<form method=\"post\" action=\"/signup\" id=\"signup\" autocomplete=\"off\">\n");
+    buf_adds(b, "<form method=\"post\" action=\"/signup\" id=\"signup\" autocomplete=\"off\">\n");
     web_render_csrf(b, csrf);
-    web_buf_add(b, "<fieldset>\n<legend>A database</legend>\n");
+    buf_adds(b, "<fieldset>\n<legend>A database</legend>\n");
     render_field(b, "db_url", "Database URL", "text", echo ? echo->db_url : NULL,
                  "libsql://my-db-myorg.turso.io", "From <code>turso db show my-db --url</code>.",
                  false);
     render_field(b, "db_token", "Database token", "password", NULL, NULL,
                  "From <code>turso db tokens create my-db</code>.", false);
-    web_buf_add(b, "</fieldset>\n<fieldset>\n<legend>Or (and) a Platform API token</legend>\n");
+    buf_adds(b, "</fieldset>\n<fieldset>\n<legend>Or (and) a Platform API token</legend>\n");
     render_field(b, "org", "Organization", "text", echo ? echo->org : NULL, "my-org",
                  "Your organization's slug (<code>turso org list</code>).", false);
     render_field(b, "platform_token", "Platform API token", "password", NULL, NULL,
                  "From <code>turso auth api-tokens mint NAME</code>; lets the AI list and "
                  "manage databases.",
                  false);
-    web_buf_add(b, "</fieldset>\n<fieldset>\n<legend>This URL</legend>\n");
+    buf_adds(b, "</fieldset>\n<fieldset>\n<legend>This URL</legend>\n");
     render_field(b, "label", "Label", "text", echo ? echo->label : NULL, "laptop-claude",
                  "For you, to tell your URLs apart.", true);
     render_field(b, "default_db", "Default database (optional)", "text",
                  echo ? echo->default_db : NULL, "my-db", NULL, false);
-    web_buf_addf(b,
-                 "<label class=\"check\"><input type=\"checkbox\" id=\"read_only\" "
-                 "name=\"read_only\" value=\"1\"%s> Read-only: this URL may only read</label>\n",
-                 echo && echo->is_read_only ? " checked" : "");
-    web_buf_add(b, "</fieldset>\n<button type=\"submit\" id=\"submit\">Check with Turso and "
-                   "create my URL</button>\n</form>\n");
+    buf_addf(b,
+             "<label class=\"check\"><input type=\"checkbox\" id=\"read_only\" "
+             "name=\"read_only\" value=\"1\"%s> Read-only: this URL may only read</label>\n",
+             echo && echo->is_read_only ? " checked" : "");
+    buf_adds(b, "</fieldset>\n<button type=\"submit\" id=\"submit\">Check with Turso and "
+                "create my URL</button>\n</form>\n");
     web_page_end(b);
 }
 
@@ -102,13 +101,13 @@ static void reply_form(struct web *w, const struct web_request *req, struct web_
                        int status, const struct form_echo *echo, const char *error)
 {
     char csrf[WEB_CSRF_TOKEN_LEN + 1];
-    struct web_buf b = {0};
+    struct buf b = {0};
 
     web_csrf_issue(w, req, reply, csrf);
     if (web_wants_json(req) && error) {
-        web_buf_add(&b, "{\"error\":");
+        buf_adds(&b, "{\"error\":");
         web_buf_json_str(&b, error);
-        web_buf_add(&b, "}");
+        buf_adds(&b, "}");
         web_reply_json(reply, status, &b, false);
         return;
     }
@@ -384,7 +383,7 @@ void signup_resume(struct web *w, struct web_call *call, struct web_reply *reply
     char token[STORE_TOKEN_LEN + 1] = "";
     char id[STORE_ID_LEN + 1] = "";
     char error[768];
-    struct web_buf b = {0};
+    struct buf b = {0};
     int status = 400;
 
     if (call->result.verdict != CREDCHECK_OK) {
@@ -409,9 +408,9 @@ void signup_resume(struct web *w, struct web_call *call, struct web_reply *reply
         /* The form again, with the cookie the first half may have set. */
         memcpy(reply->set_cookie, call->set_cookie, sizeof(reply->set_cookie));
         if (call->wants_json) {
-            web_buf_add(&b, "{\"error\":");
+            buf_adds(&b, "{\"error\":");
             web_buf_json_str(&b, error);
-            web_buf_add(&b, "}");
+            buf_adds(&b, "}");
             web_reply_json(reply, status, &b, false);
             return;
         }
@@ -434,16 +433,16 @@ void signup_resume(struct web *w, struct web_call *call, struct web_reply *reply
     log_msg(LOG_INFO, "event=signup_added rid=%lu user=%s mode=%s", call->request_id, id,
             call->creds.is_read_only ? "read-only" : "read-write");
     if (call->wants_json) {
-        web_buf_addf(&b, "{\"id\":\"%s\",\"url\":\"%s/u/%s/mcp\",\"dashboard\":\"%s/u/%s/\"}", id,
-                     call->base, token, call->base, token);
+        buf_addf(&b, "{\"id\":\"%s\",\"url\":\"%s/u/%s/mcp\",\"dashboard\":\"%s/u/%s/\"}", id,
+                 call->base, token, call->base, token);
         web_reply_json(reply, 200, &b, true);
     } else {
         web_page_begin(&b, "turso-mcp: your URL");
-        web_buf_add(&b, "<h1>Your URL is ready</h1>\n<p class=\"lead\">Turso accepted the key for "
-                        "<strong>");
+        buf_adds(&b, "<h1>Your URL is ready</h1>\n<p class=\"lead\">Turso accepted the key for "
+                     "<strong>");
         web_buf_html(&b, call->creds.label);
-        web_buf_addf(&b, "</strong> (%s).</p>\n",
-                     call->creds.is_read_only ? "read-only" : "read-write");
+        buf_addf(&b, "</strong> (%s).</p>\n",
+                 call->creds.is_read_only ? "read-only" : "read-write");
         web_render_url(&b, call->base, token);
         web_page_end(&b);
         web_reply_page(reply, 200, &b, true);

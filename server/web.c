@@ -236,141 +236,70 @@ void web_reply_cleanup(struct web_reply *reply)
 
 /* ---- text ---------------------------------------------------------------- */
 
-/* Grows b to hold `more` bytes and a NUL; false (and is_oom) when it cannot. */
-static bool buf_reserve(struct web_buf *b, size_t more)
-{
-    if (b->is_oom)
-        return false;
-    if (b->len + more + 1 <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    /* Not realloc: the old copy may hold a URL token and must be wiped, not left behind. */
-    char *grown = malloc(cap);
-    if (!grown) {
-        b->is_oom = true;
-        return false;
-    }
-    if (b->p) {
-        memcpy(grown, b->p, b->len + 1);
-        sodium_memzero(b->p, b->cap);
-        free(b->p);
-    }
-    b->p = grown;
-    b->cap = cap;
-    return true;
-}
-
-static void buf_add_n(struct web_buf *b, const char *s, size_t n)
-{
-    if (!buf_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void web_buf_add(struct web_buf *b, const char *s)
-{
-    buf_add_n(b, s, strlen(s));
-}
-
-void web_buf_addf(struct web_buf *b, const char *fmt, ...)
-{
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->is_oom = true;
-        return;
-    }
-    if ((size_t)n < sizeof(small)) {
-        buf_add_n(b, small, (size_t)n);
-    } else if (buf_reserve(b, (size_t)n)) {
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        b->len += (size_t)n;
-    }
-    sodium_memzero(small, sizeof(small));
-}
-
-void web_buf_html(struct web_buf *b, const char *s)
+void web_buf_html(struct buf *b, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
         case '&':
-            web_buf_add(b, "&amp;");
+            buf_adds(b, "&amp;");
             break;
         case '<':
-            web_buf_add(b, "&lt;");
+            buf_adds(b, "&lt;");
             break;
         case '>':
-            web_buf_add(b, "&gt;");
+            buf_adds(b, "&gt;");
             break;
         case '"':
-            web_buf_add(b, "&quot;");
+            buf_adds(b, "&quot;");
             break;
         case '\'':
-            web_buf_add(b, "&#39;");
+            buf_adds(b, "&#39;");
             break;
         default:
-            buf_add_n(b, s, 1);
+            buf_add(b, s, 1);
         }
     }
 }
 
-void web_buf_json_str(struct web_buf *b, const char *s)
+void web_buf_json_str(struct buf *b, const char *s)
 {
-    web_buf_add(b, "\"");
+    buf_adds(b, "\"");
     for (; s && *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\') {
             char esc[2] = {'\\', (char)ch};
-            buf_add_n(b, esc, 2);
+            buf_add(b, esc, 2);
         } else if (ch < 0x20 || ch == '<' || ch == '>' || ch == '&') {
-            web_buf_addf(b, "\\u%04x", ch);
+            buf_addf(b, "\\u%04x", ch);
         } else {
-            buf_add_n(b, s, 1);
+            buf_add(b, s, 1);
         }
     }
-    web_buf_add(b, "\"");
+    buf_adds(b, "\"");
 }
 
-void web_buf_wipe(struct web_buf *b)
+void web_page_begin(struct buf *b, const char *title)
 {
-    if (b->p) {
-        sodium_memzero(b->p, b->cap);
-        free(b->p);
-    }
-    memset(b, 0, sizeof(*b));
-}
-
-void web_page_begin(struct web_buf *b, const char *title)
-{
-    web_buf_add(b, "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                   "<meta name=\"referrer\" content=\"no-referrer\">\n<title>");
+    buf_adds(b, "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                "<meta name=\"referrer\" content=\"no-referrer\">\n<title>");
     web_buf_html(b, title);
-    web_buf_add(b, "</title>\n<link rel=\"stylesheet\" href=\"/assets/app.css\">\n"
-                   "<script src=\"/assets/app.js\" defer></script>\n</head>\n<body>\n<main>\n");
+    buf_adds(b, "</title>\n<link rel=\"stylesheet\" href=\"/assets/app.css\">\n"
+                "<script src=\"/assets/app.js\" defer></script>\n</head>\n<body>\n<main>\n");
 }
 
-void web_page_end(struct web_buf *b)
+void web_page_end(struct buf *b)
 {
-    web_buf_add(b, "<footer><p>turso-mcp " TM_VERSION
-                   ": your Turso databases for AI clients over MCP.</p></footer>\n"
-                   "</main>\n</body>\n</html>\n");
+    buf_adds(b, "<footer><p>turso-mcp " TM_VERSION
+                ": your Turso databases for AI clients over MCP.</p></footer>\n"
+                "</main>\n</body>\n</html>\n");
 }
 
-static void reply_from_buf(struct web_reply *reply, int status, struct web_buf *b, const char *type,
+static void reply_from_buf(struct web_reply *reply, int status, struct buf *b, const char *type,
                            bool is_secret)
 {
-    if (b->is_oom || !b->p) {
-        web_buf_wipe(b);
+    if (b->is_failed || !b->data) {
+        buf_cleanup(b);
         web_reply_text(reply, 500, "Internal Server Error\n");
         return;
     }
@@ -378,18 +307,18 @@ static void reply_from_buf(struct web_reply *reply, int status, struct web_buf *
     reply->content_type = type;
     reply->is_secret = is_secret;
     /* The buffer may be larger than its text; MHD frees the pointer we give it. */
-    reply->body = b->p;
+    reply->body = b->data;
     reply->body_len = b->len;
     memset(b, 0, sizeof(*b));
 }
 
-void web_reply_page(struct web_reply *reply, int status, struct web_buf *b, bool is_secret)
+void web_reply_page(struct web_reply *reply, int status, struct buf *b, bool is_secret)
 {
     reply_from_buf(reply, status, b, "text/html; charset=utf-8", is_secret);
     reply->is_page = true;
 }
 
-void web_reply_json(struct web_reply *reply, int status, struct web_buf *b, bool is_secret)
+void web_reply_json(struct web_reply *reply, int status, struct buf *b, bool is_secret)
 {
     reply_from_buf(reply, status, b, "application/json", is_secret);
 }
@@ -469,11 +398,11 @@ bool web_csrf_ok(const struct web *w, const struct web_request *req, const char 
     return ok;
 }
 
-void web_render_csrf(struct web_buf *b, const char *token)
+void web_render_csrf(struct buf *b, const char *token)
 {
-    web_buf_add(b, "<input type=\"hidden\" name=\"csrf\" value=\"");
+    buf_adds(b, "<input type=\"hidden\" name=\"csrf\" value=\"");
     web_buf_html(b, token);
-    web_buf_add(b, "\">\n");
+    buf_adds(b, "\">\n");
 }
 
 /* ---- forms ----------------------------------------------------------------- */
@@ -583,16 +512,16 @@ bool web_wants_json(const struct web_request *req)
 /* ---- the URL and its setup ----------------------------------------------------- */
 
 /* One copyable block: a heading, an explanation, the text, and a copy button. */
-static void render_snippet(struct web_buf *b, const char *id, const char *heading,
-                           const char *explain, const char *text)
+static void render_snippet(struct buf *b, const char *id, const char *heading, const char *explain,
+                           const char *text)
 {
-    web_buf_addf(b, "<section class=\"snippet\">\n<h3>%s</h3>\n<p>%s</p>\n", heading, explain);
-    web_buf_addf(b, "<pre id=\"%s\">", id);
+    buf_addf(b, "<section class=\"snippet\">\n<h3>%s</h3>\n<p>%s</p>\n", heading, explain);
+    buf_addf(b, "<pre id=\"%s\">", id);
     web_buf_html(b, text);
-    web_buf_addf(b,
-                 "</pre>\n<button type=\"button\" class=\"copy\" data-copy=\"%s\">Copy</button>\n"
-                 "</section>\n",
-                 id);
+    buf_addf(b,
+             "</pre>\n<button type=\"button\" class=\"copy\" data-copy=\"%s\">Copy</button>\n"
+             "</section>\n",
+             id);
 }
 
 void web_base(const struct web *w, const struct web_request *req, char out[WEB_BASE_MAX])
@@ -611,54 +540,54 @@ void web_base(const struct web *w, const struct web_request *req, char out[WEB_B
     free(base);
 }
 
-void web_render_url(struct web_buf *b, const char *base, const char *token)
+void web_render_url(struct buf *b, const char *base, const char *token)
 {
-    struct web_buf url = {0}, text = {0};
+    struct buf url = {0}, text = {0};
 
-    web_buf_addf(&url, "%s/u/%s/mcp", base, token);
-    web_buf_add(b, "<section class=\"url\">\n<h2>Your MCP URL</h2>\n"
-                   "<p class=\"warn\">Shown only this once: copy it now. Treat it like a "
-                   "password; whoever has it can use your database with its rights.</p>\n"
-                   "<div class=\"secret\"><code id=\"mcp-url\">");
-    web_buf_html(b, url.p ? url.p : "");
-    web_buf_add(b, "</code>\n<button type=\"button\" class=\"copy\" data-copy=\"mcp-url\">"
-                   "Copy</button></div>\n</section>\n<section class=\"setup\">\n"
-                   "<h2>Add it to your client</h2>\n");
+    buf_addf(&url, "%s/u/%s/mcp", base, token);
+    buf_adds(b, "<section class=\"url\">\n<h2>Your MCP URL</h2>\n"
+                "<p class=\"warn\">Shown only this once: copy it now. Treat it like a "
+                "password; whoever has it can use your database with its rights.</p>\n"
+                "<div class=\"secret\"><code id=\"mcp-url\">");
+    web_buf_html(b, url.data ? url.data : "");
+    buf_adds(b, "</code>\n<button type=\"button\" class=\"copy\" data-copy=\"mcp-url\">"
+                "Copy</button></div>\n</section>\n<section class=\"setup\">\n"
+                "<h2>Add it to your client</h2>\n");
     render_snippet(b, "snip-connector", "Claude (claude.ai, Desktop, mobile)",
                    "Settings &rarr; Connectors &rarr; Add custom connector, and paste the URL. "
                    "Claude connects from Anthropic's servers, so the URL must be reachable over "
                    "public HTTPS.",
-                   url.p ? url.p : "");
-    web_buf_add(&text, "{\n  \"mcpServers\": {\n    \"turso\": {\n      \"command\": \"npx\",\n"
-                       "      \"args\": [\"-y\", \"mcp-remote\", ");
-    web_buf_json_str(&text, url.p);
-    web_buf_add(&text, "]\n    }\n  }\n}");
+                   url.data ? url.data : "");
+    buf_adds(&text, "{\n  \"mcpServers\": {\n    \"turso\": {\n      \"command\": \"npx\",\n"
+                    "      \"args\": [\"-y\", \"mcp-remote\", ");
+    web_buf_json_str(&text, url.data);
+    buf_adds(&text, "]\n    }\n  }\n}");
     render_snippet(b, "snip-claude-desktop", "Claude Desktop through mcp-remote",
-                   "In <code>claude_desktop_config.json</code>:", text.p ? text.p : "");
-    web_buf_wipe(&text);
-    web_buf_add(&text, "{\n  \"mcpServers\": {\n    \"turso\": {\n      \"url\": ");
-    web_buf_json_str(&text, url.p);
-    web_buf_add(&text, "\n    }\n  }\n}");
+                   "In <code>claude_desktop_config.json</code>:", text.data ? text.data : "");
+    buf_cleanup(&text);
+    buf_adds(&text, "{\n  \"mcpServers\": {\n    \"turso\": {\n      \"url\": ");
+    web_buf_json_str(&text, url.data);
+    buf_adds(&text, "\n    }\n  }\n}");
     render_snippet(b, "snip-cursor", "Cursor",
                    "In <code>~/.cursor/mcp.json</code> (or <code>.cursor/mcp.json</code> in a "
                    "project):",
-                   text.p ? text.p : "");
-    web_buf_wipe(&text);
-    web_buf_addf(&text,
-                 "curl -sS '%s' -H 'Content-Type: application/json' -H 'Accept: "
-                 "application/json, text/event-stream' -d "
-                 "'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
-                 "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{"
-                 "\"name\":\"curl\",\"version\":\"0\"}}}'",
-                 url.p ? url.p : "");
+                   text.data ? text.data : "");
+    buf_cleanup(&text);
+    buf_addf(&text,
+             "curl -sS '%s' -H 'Content-Type: application/json' -H 'Accept: "
+             "application/json, text/event-stream' -d "
+             "'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{"
+             "\"name\":\"curl\",\"version\":\"0\"}}}'",
+             url.data ? url.data : "");
     render_snippet(b, "snip-curl", "Try it with curl",
-                   "An MCP initialize request:", text.p ? text.p : "");
-    web_buf_wipe(&text);
-    web_buf_add(b, "</section>\n<p class=\"manage\">See what this URL can reach and its recent "
-                   "activity, rotate it or revoke it: <a id=\"dashboard-link\" href=\"/u/");
+                   "An MCP initialize request:", text.data ? text.data : "");
+    buf_cleanup(&text);
+    buf_adds(b, "</section>\n<p class=\"manage\">See what this URL can reach and its recent "
+                "activity, rotate it or revoke it: <a id=\"dashboard-link\" href=\"/u/");
     web_buf_html(b, token);
-    web_buf_add(b, "/\">this URL's page</a> (keep it as private as the URL).</p>\n");
-    if (url.is_oom || text.is_oom)
-        b->is_oom = true;
-    web_buf_wipe(&url);
+    buf_adds(b, "/\">this URL's page</a> (keep it as private as the URL).</p>\n");
+    if (url.is_failed || text.is_failed)
+        b->is_failed = true;
+    buf_cleanup(&url);
 }

@@ -105,23 +105,23 @@ static void test_form(void)
 
 static void test_escaping(void)
 {
-    struct web_buf b = {0};
+    struct buf b = {0};
     web_buf_html(&b, "<script>alert(\"x\" & 'y')</script>");
-    ASSERT_STR_EQ(b.p, "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;");
-    web_buf_wipe(&b);
-    ASSERT_NULL(b.p);
+    ASSERT_STR_EQ(b.data, "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;");
+    buf_cleanup(&b);
+    ASSERT_NULL(b.data);
 
     web_buf_json_str(&b, "a\"b\\c\n</script>");
-    ASSERT_STR_EQ(b.p, "\"a\\\"b\\\\c\\u000a\\u003c/script\\u003e\"");
-    web_buf_wipe(&b);
+    ASSERT_STR_EQ(b.data, "\"a\\\"b\\\\c\\u000a\\u003c/script\\u003e\"");
+    buf_cleanup(&b);
 
     /* Growing past the first block keeps everything, formatted or not. */
     for (int i = 0; i < 2000; i++)
-        web_buf_addf(&b, "%04d,", i);
+        buf_addf(&b, "%04d,", i);
     ASSERT_INT_EQ(b.len, 2000 * 5);
-    ASSERT(strncmp(b.p + 5 * 1999, "1999,", 5) == 0);
-    ASSERT(!b.is_oom);
-    web_buf_wipe(&b);
+    ASSERT(strncmp(b.data + 5 * 1999, "1999,", 5) == 0);
+    ASSERT(!b.is_failed);
+    buf_cleanup(&b);
 }
 
 static void test_csrf(void)
@@ -181,17 +181,17 @@ static void test_csrf(void)
 
 static void test_render_url(void)
 {
-    struct web_buf b = {0};
+    struct buf b = {0};
     const char *t = "Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9";
 
     web_render_url(&b, "https://mcp.example.com", t);
-    ASSERT(!b.is_oom);
-    ASSERT_NOT_NULL(strstr(b.p, "id=\"mcp-url\">https://mcp.example.com/u/"));
-    ASSERT_NOT_NULL(strstr(b.p, "&quot;mcp-remote&quot;, &quot;https://mcp.example.com/u/"));
-    ASSERT_NOT_NULL(strstr(b.p, "&quot;url&quot;: &quot;https://mcp.example.com/u/"));
-    ASSERT_NOT_NULL(strstr(b.p, "curl -sS &#39;https://mcp.example.com/u/"));
-    ASSERT_NOT_NULL(strstr(b.p, "href=\"/u/Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9/\""));
-    web_buf_wipe(&b);
+    ASSERT(!b.is_failed);
+    ASSERT_NOT_NULL(strstr(b.data, "id=\"mcp-url\">https://mcp.example.com/u/"));
+    ASSERT_NOT_NULL(strstr(b.data, "&quot;mcp-remote&quot;, &quot;https://mcp.example.com/u/"));
+    ASSERT_NOT_NULL(strstr(b.data, "&quot;url&quot;: &quot;https://mcp.example.com/u/"));
+    ASSERT_NOT_NULL(strstr(b.data, "curl -sS &#39;https://mcp.example.com/u/"));
+    ASSERT_NOT_NULL(strstr(b.data, "href=\"/u/Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9/\""));
+    buf_cleanup(&b);
 }
 
 static void test_base(void)
