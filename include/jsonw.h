@@ -13,11 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 /* Embedded by the caller; jsonw_init before use, jsonw_cleanup after. */
 struct jsonw {
-    char *buf;      /* the text so far, NUL-terminated once anything was written */
-    size_t len;     /* bytes written, without the NUL */
-    size_t cap;     /* bytes allocated */
+    struct buf out; /* the text so far; out.len is what a later jsonw_truncate takes */
     bool is_failed; /* an allocation failed or a string was not UTF-8 */
 };
 

@@ -1,5 +1,5 @@
 /*
- * The JSON writer behind jsonw.h: a doubling buffer and jansson's string
+ * The JSON writer behind jsonw.h: the shared growing buffer and jansson's string
  * and number forms, so text written here parses to the same values that
  * json_dumps would have produced. Any thread; no shared state.
  */
@@ -18,7 +18,7 @@ void jsonw_init(struct jsonw *w)
 
 void jsonw_cleanup(struct jsonw *w)
 {
-    free(w->buf);
+    buf_cleanup(&w->out);
     jsonw_init(w);
 }
 
@@ -27,23 +27,10 @@ static bool reserve(struct jsonw *w, size_t extra)
 {
     if (w->is_failed)
         return false;
-    if (extra >= SIZE_MAX / 2 - w->len) {
+    if (!buf_reserve(&w->out, extra)) {
         w->is_failed = true;
         return false;
     }
-    size_t need = w->len + extra + 1;
-    if (need <= w->cap)
-        return true;
-    size_t cap = w->cap ? w->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    char *p = realloc(w->buf, cap);
-    if (!p) {
-        w->is_failed = true;
-        return false;
-    }
-    w->buf = p;
-    w->cap = cap;
     return true;
 }
 
@@ -51,9 +38,7 @@ void jsonw_raw(struct jsonw *w, const char *s, size_t len)
 {
     if (!reserve(w, len))
         return;
-    memcpy(w->buf + w->len, s, len);
-    w->len += len;
-    w->buf[w->len] = '\0';
+    buf_add(&w->out, s, len);
 }
 
 void jsonw_lit(struct jsonw *w, const char *s)
@@ -99,7 +84,7 @@ void jsonw_string(struct jsonw *w, const char *s, size_t len, bool is_ascii)
     /* Worst case: every byte a \u00xx escape, or 4 bytes to a 12-byte surrogate pair. */
     if (len > SIZE_MAX / 8 || !reserve(w, len * 6 + 2))
         return;
-    char *out = w->buf + w->len;
+    char *out = w->out.data + w->out.len;
     *out++ = '"';
     size_t i = 0;
     while (i < len) {
@@ -170,7 +155,7 @@ void jsonw_string(struct jsonw *w, const char *s, size_t len, bool is_ascii)
     }
     *out++ = '"';
     *out = '\0';
-    w->len = (size_t)(out - w->buf);
+    w->out.len = (size_t)(out - w->out.data);
 }
 
 void jsonw_int(struct jsonw *w, int64_t n)
@@ -216,22 +201,14 @@ void jsonw_real(struct jsonw *w, double d)
 
 void jsonw_truncate(struct jsonw *w, size_t len)
 {
-    if (len < w->len) {
-        w->len = len;
-        w->buf[len] = '\0';
-    }
+    buf_truncate(&w->out, len);
 }
 
 char *jsonw_take(struct jsonw *w, size_t *len)
 {
-    if (w->is_failed || !reserve(w, 0)) {
+    if (w->is_failed) {
         jsonw_cleanup(w);
         return NULL;
     }
-    char *out = w->buf;
-    out[w->len] = '\0';
-    if (len)
-        *len = w->len;
-    jsonw_init(w);
-    return out;
+    return buf_take(&w->out, len);
 }

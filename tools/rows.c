@@ -251,7 +251,7 @@ bool rows_write_result(struct jsonw *w, const json_t *sr, long max_rows, size_t 
             return false;
         }
         /* Written first, then taken back if it does not fit the budget. */
-        size_t mark = w->len, row_bytes = 0;
+        size_t mark = w->out.len, row_bytes = 0;
         jsonw_lit(w, taken ? ",[" : "[");
         for (size_t c = 0; c < json_array_size(row); c++) {
             struct hrana_cell cell;
@@ -761,7 +761,7 @@ static bool scan_rows(struct scan *s, struct jsonw *w, long max_rows, size_t *by
                     return false;
                 continue;
             }
-            size_t mark = w->len, row_bytes = 0;
+            size_t mark = w->out.len, row_bytes = 0;
             if (!take(s, '['))
                 return false;
             jsonw_lit(w, taken ? ",[" : "[");
