@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "metrics.h"
 
 #define TRANSPORT_CONNECT_TIMEOUT_MS 5000L
@@ -58,11 +59,8 @@ struct xfer {
     struct curl_slist *headers;
     char *body; /* our copy of the request body (curl does not copy it) */
     size_t body_len;
-    char *resp; /* response buffer, always allocated and NUL-terminated */
-    size_t resp_len;
-    size_t resp_cap;
-    size_t max_len;    /* cap on resp_len */
-    bool is_too_large; /* the write callback refused data over max_len */
+    struct buf resp;   /* the response, capped at max_response_len; always allocated */
+    bool is_too_large; /* the write callback refused data over the cap */
     bool is_nomem;     /* the write callback could not grow resp */
     char errbuf[CURL_ERROR_SIZE];
     long timeout_ms;               /* total timeout; cut to the deadline at start */
@@ -174,7 +172,7 @@ static void xfer_destroy(struct xfer *x)
         return;
     xfer_release_curl(x);
     free(x->body);
-    free(x->resp);
+    buf_cleanup(&x->resp); /* a minted token may be in it */
     free(x);
 }
 
@@ -182,28 +180,13 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct xfer *x = userdata;
     size_t n = size * nmemb;
-    if (n > x->max_len - x->resp_len) {
-        x->is_too_large = true;
+    if (!buf_add(&x->resp, ptr, n)) {
+        if (x->resp.is_over)
+            x->is_too_large = true;
+        else
+            x->is_nomem = true;
         return 0; /* curl aborts with CURLE_WRITE_ERROR */
     }
-    if (x->resp_len + n + 1 > x->resp_cap) {
-        size_t cap = x->resp_cap < 4096 ? 4096 : x->resp_cap;
-        while (cap < x->resp_len + n + 1)
-            cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-        /* Never reserve more than the cap allows. */
-        if (cap > x->max_len + 1)
-            cap = x->max_len + 1;
-        char *grown = realloc(x->resp, cap);
-        if (!grown) {
-            x->is_nomem = true;
-            return 0;
-        }
-        x->resp = grown;
-        x->resp_cap = cap;
-    }
-    memcpy(x->resp + x->resp_len, ptr, n);
-    x->resp_len += n;
-    x->resp[x->resp_len] = '\0';
     return n;
 }
 
@@ -250,12 +233,10 @@ static enum tm_err xfer_create(struct turso_transport *t, const struct turso_req
         x->t = t;
     if (!x)
         goto out;
-    x->max_len = t->max_response_len;
-    x->resp = malloc(1);
-    if (!x->resp)
+    buf_init(&x->resp, t->max_response_len);
+    /* Allocated from the start, so that every reply has a body, "" at least. */
+    if (!buf_reserve(&x->resp, 0))
         goto out;
-    x->resp[0] = '\0';
-    x->resp_cap = 1;
     if (req->body) {
         /* +1 so that an empty body still gets a distinct allocation. */
         x->body = malloc(req->body_len + 1);
@@ -409,17 +390,16 @@ static void finish(struct xfer *x, enum tm_err err, long status, const char *mes
         reply.status = status;
     } else {
         /* A failed transfer has no body worth keeping. */
-        x->resp_len = 0;
-        x->resp[0] = '\0';
+        buf_truncate(&x->resp, 0);
         snprintf(reply.message, sizeof(reply.message), "%s",
                  message && message[0] ? message : tm_err_message(err));
     }
-    reply.body = x->resp;
-    reply.body_len = x->resp_len;
+    reply.body = x->resp.data;
+    reply.body_len = x->resp.len;
 
     if (x->waiter) {
         struct sync_wait *w = x->waiter;
-        x->resp = NULL; /* the body now belongs to the caller */
+        reply.body = buf_take(&x->resp, &reply.body_len); /* the caller's now */
         pthread_mutex_lock(&w->lock);
         w->reply = reply;
         w->is_done = true;
@@ -520,7 +500,7 @@ static void complete(struct xfer *x, CURLcode rc)
     }
     if (x->is_too_large && rc == CURLE_WRITE_ERROR) {
         char message[128];
-        snprintf(message, sizeof(message), "the response exceeded %zu bytes", x->max_len);
+        snprintf(message, sizeof(message), "the response exceeded %zu bytes", x->resp.max);
         finish(x, TM_ERR_TOO_LARGE, 0, message);
         return;
     }
@@ -975,6 +955,8 @@ void turso_reply_cleanup(struct turso_reply *r)
 {
     if (!r)
         return;
+    if (r->body)
+        sodium_memzero(r->body, r->body_len); /* as the transport does with its own copies */
     free(r->body);
     r->body = NULL;
     r->body_len = 0;
