@@ -2191,7 +2191,7 @@ static enum tm_err check_activity(const struct store_activity_item *a)
     return TM_OK;
 }
 
-/* Inserts one entry and trims its user's log; call inside the transaction. */
+/* Inserts one entry; call inside the transaction. */
 static enum tm_err insert_activity(struct store *s, const struct store_activity_item *a)
 {
     enum tm_err err = TM_OK;
@@ -2211,20 +2211,25 @@ static enum tm_err insert_activity(struct store *s, const struct store_activity_
         err = sql_fail(s->db, "activity", rc);
         goto out;
     }
-    if (sqlite3_changes(s->db) == 0) {
+    if (sqlite3_changes(s->db) == 0)
         err = TM_ERR_NOT_FOUND; /* the user was revoked meanwhile */
-        goto out;
-    }
-    rc = sqlite3_bind_text(s->st_act_trim, 1, a->id, STORE_ID_LEN, SQLITE_STATIC);
+out:
+    sqlite3_reset(s->st_act_insert);
+    sqlite3_clear_bindings(s->st_act_insert);
+    return err;
+}
+
+/* Drops all but the user's STORE_ACTIVITY_MAX newest entries; inside the transaction. */
+static enum tm_err trim_activity(struct store *s, const char *id)
+{
+    enum tm_err err = TM_OK;
+    int rc = sqlite3_bind_text(s->st_act_trim, 1, id, STORE_ID_LEN, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(s->st_act_trim, 2, STORE_ACTIVITY_MAX);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s->st_act_trim);
     if (rc != SQLITE_DONE)
         err = sql_fail(s->db, "activity", rc);
-out:
-    sqlite3_reset(s->st_act_insert);
-    sqlite3_clear_bindings(s->st_act_insert);
     sqlite3_reset(s->st_act_trim);
     sqlite3_clear_bindings(s->st_act_trim);
     return err;
@@ -2263,6 +2268,19 @@ enum tm_err store_log_activities(struct store *s, const struct store_activity_it
             err = one;
             goto out;
         }
+    }
+    /* Each user's log is trimmed once per batch, after their last entry in it. */
+    for (size_t i = 0; i < n_items; i++) {
+        if (!is_public_id(items[i].id))
+            continue;
+        bool is_last = true;
+        for (size_t j = i + 1; j < n_items && is_last; j++)
+            is_last = !items[j].id || strncmp(items[j].id, items[i].id, STORE_ID_LEN) != 0;
+        if (!is_last)
+            continue;
+        err = trim_activity(s, items[i].id);
+        if (err != TM_OK)
+            goto out;
     }
     err = exec_sql(s->db, "commit", "COMMIT");
     if (err == TM_OK)

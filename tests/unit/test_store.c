@@ -1587,10 +1587,34 @@ static void test_activity(void)
     /* Writing activity does not leave the connection without fsync for user records. */
     ASSERT_INT_EQ(db_int(db, "PRAGMA synchronous", NULL), 2); /* this connection's default */
 
+    /*
+     * A batch: two users interleaved, past the cap, with a malformed entry
+     * and one of an unknown user among them. Those two are skipped; each
+     * user keeps only their newest STORE_ACTIVITY_MAX.
+     */
+    enum { N_BATCH = 2 * STORE_ACTIVITY_MAX + 60 };
+    struct store_activity_item items[N_BATCH];
+    for (int i = 0; i < N_BATCH; i++)
+        items[i] = (struct store_activity_item){
+            .id = i % 2 ? id_b : id, .tool = "turso_query", .outcome = "ok", .at = 5000 + i};
+    items[7].tool = "not a name";
+    items[8].id = "0123456789abcdef";
+    size_t logged = 0;
+    ASSERT_INT_EQ(store_log_activities(s, items, N_BATCH, &logged), TM_OK);
+    ASSERT_INT_EQ(logged, N_BATCH - 2);
+    ASSERT_INT_EQ(db_int(db, sql, id), STORE_ACTIVITY_MAX);
+    ASSERT_INT_EQ(db_int(db, sql, id_b), STORE_ACTIVITY_MAX);
+    memset(&seen, 0, sizeof(seen));
+    ASSERT_INT_EQ(store_activity(s, id, collect_activity, &seen), TM_OK);
+    ASSERT_INT_EQ(seen.at[0], 5000 + N_BATCH - 2);
+    ASSERT_INT_EQ(seen.at[STORE_ACTIVITY_MAX - 1], 5000 + N_BATCH - 2 * STORE_ACTIVITY_MAX);
+    ASSERT_INT_EQ(store_log_activities(s, items, 0, &logged), TM_OK);
+    ASSERT_INT_EQ(logged, 0);
+
     /* Revoking a user deletes their activity in the same statement. */
     ASSERT_INT_EQ(store_revoke(s, id), TM_OK);
     ASSERT_INT_EQ(db_int(db, sql, id), 0);
-    ASSERT_INT_EQ(db_int(db, sql, id_b), 1);
+    ASSERT_INT_EQ(db_int(db, sql, id_b), STORE_ACTIVITY_MAX);
     sqlite3_close(db);
     memset(&seen, 0, sizeof(seen));
     ASSERT_INT_EQ(store_activity(s, id, collect_activity, &seen), TM_OK);
