@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 struct buf {
     char *data;     /* the bytes and a NUL, or NULL before the first add */
@@ -28,8 +29,23 @@ void buf_init(struct buf *b, size_t max);
 /* Room for `more` bytes and a NUL; false when failed or over the cap (and then sticky). */
 bool buf_reserve(struct buf *b, size_t more);
 
-/* Appends `n` bytes; false if it could not (nothing is added then). */
-bool buf_add(struct buf *b, const void *s, size_t n);
+/* buf_add when the bytes may not fit as they are; see below. */
+bool buf_add_growing(struct buf *b, const void *s, size_t n);
+
+/*
+ * Appends `n` bytes; false if it could not (nothing is added then). Inline
+ * for when they fit the room there is: readers and writers of large results
+ * add a few bytes at a time, millions of times.
+ */
+static inline bool buf_add(struct buf *b, const void *s, size_t n)
+{
+    if (n >= b->cap - b->len || (b->max && n > b->max - b->len) || b->is_failed || b->is_over)
+        return buf_add_growing(b, s, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return true;
+}
 
 /* Appends a NUL-terminated string. */
 bool buf_adds(struct buf *b, const char *s);

@@ -50,7 +50,7 @@ bool buf_reserve(struct buf *b, size_t more)
     return true;
 }
 
-bool buf_add(struct buf *b, const void *s, size_t n)
+bool buf_add_growing(struct buf *b, const void *s, size_t n)
 {
     if (!buf_reserve(b, n))
         return false;
