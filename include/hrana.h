@@ -59,6 +59,10 @@ struct hrana_cell {
     double d;
     const char *s; /* borrowed from `v`; NULs allowed, len bytes */
     size_t len;
+    /* A float's text as the answer had it (borrowed), when it was read
+     * without jansson; NULL otherwise. */
+    const char *num;
+    size_t num_len;
 };
 
 /*

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 
@@ -29,8 +30,21 @@ void jsonw_cleanup(struct jsonw *w);
 /* Appends `len` bytes of ready JSON text. */
 void jsonw_raw(struct jsonw *w, const char *s, size_t len);
 
-/* Appends a NUL-terminated piece of ready JSON text. */
-void jsonw_lit(struct jsonw *w, const char *s);
+/* Appends a NUL-terminated piece of ready JSON text (inline: strlen of a
+ * literal is then known when compiling). */
+static inline void jsonw_lit(struct jsonw *w, const char *s)
+{
+    jsonw_raw(w, s, strlen(s));
+}
+
+/*
+ * Which bytes end a run of string bytes that need no escaping:
+ * JSONW_STOP_ALWAYS for controls, '"' and '\\'; JSONW_STOP_ASCII for every
+ * byte of a multi-byte character (escaped in ASCII mode). A table, since
+ * writers and readers of large results look up every byte.
+ */
+enum { JSONW_STOP_ALWAYS = 1, JSONW_STOP_ASCII = 2 };
+extern const unsigned char jsonw_stop_class[256];
 
 /* Appends `s` (`len` bytes of UTF-8, NULs allowed) as a JSON string. */
 void jsonw_string(struct jsonw *w, const char *s, size_t len, bool is_ascii);
@@ -38,8 +52,22 @@ void jsonw_string(struct jsonw *w, const char *s, size_t len, bool is_ascii);
 /* Appends an integer. */
 void jsonw_int(struct jsonw *w, int64_t n);
 
-/* Appends a real as jansson's json_dumps does ("%.17g", ".0" added); null if not finite. */
+/*
+ * Appends a real with the fewest significant digits (15 to 17) that read back
+ * as the same double, in the form jansson gives "%.17g" text (".0" after a
+ * bare integer; an exponent without '+' or leading zeros): 0.1, not
+ * 0.10000000000000001. null if not finite.
+ */
 void jsonw_real(struct jsonw *w, double d);
+
+/*
+ * Appends the real that `text` (a JSON number, `len` bytes, not zero) reads
+ * as, exactly as jsonw_real would write it, without converting it: for the
+ * texts Turso sends, which already have the fewest digits. false (nothing
+ * written) when the text has more than 15 significant digits or is near a
+ * double's limits: then convert it and call jsonw_real.
+ */
+bool jsonw_real_text(struct jsonw *w, const char *text, size_t len);
 
 /* Drops everything after the first `len` bytes (a length read earlier from w->len). */
 void jsonw_truncate(struct jsonw *w, size_t len);

@@ -5,6 +5,7 @@
  */
 #include "jsonw.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -38,12 +39,11 @@ void jsonw_raw(struct jsonw *w, const char *s, size_t len)
 {
     if (!reserve(w, len))
         return;
-    buf_add(&w->out, s, len);
-}
-
-void jsonw_lit(struct jsonw *w, const char *s)
-{
-    jsonw_raw(w, s, strlen(s));
+    /* Reserved above: copied here rather than through buf_add, which would
+     * check again (this runs for every cell of large results). */
+    memcpy(w->out.data + w->out.len, s, len);
+    w->out.len += len;
+    w->out.data[w->out.len] = '\0';
 }
 
 size_t jsonw_utf8_decode(const char *text, size_t left, uint32_t *cp)
@@ -77,6 +77,19 @@ size_t jsonw_utf8_decode(const char *text, size_t left, uint32_t *cp)
     return n;
 }
 
+/* See jsonw.h. */
+#define STOP_ROW(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+const unsigned char jsonw_stop_class[256] = {
+    STOP_ROW(JSONW_STOP_ALWAYS), STOP_ROW(JSONW_STOP_ALWAYS),               /* 0x00-0x1f */
+    0, 0, JSONW_STOP_ALWAYS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x20-0x2f: '"' */
+    STOP_ROW(0), STOP_ROW(0),                                   /* 0x30-0x4f */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, JSONW_STOP_ALWAYS, 0, 0, 0,   /* 0x50-0x5f: '\\' */
+    STOP_ROW(0), STOP_ROW(0),                                   /* 0x60-0x7f */
+    STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII),
+    STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII),
+};
+#undef STOP_ROW
+
 void jsonw_string(struct jsonw *w, const char *s, size_t len, bool is_ascii)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -86,12 +99,12 @@ void jsonw_string(struct jsonw *w, const char *s, size_t len, bool is_ascii)
         return;
     char *out = w->out.data + w->out.len;
     *out++ = '"';
+    unsigned char stops = is_ascii ? JSONW_STOP_ALWAYS | JSONW_STOP_ASCII : JSONW_STOP_ALWAYS;
     size_t i = 0;
     while (i < len) {
         /* Copy the run that needs no escaping in one go. */
         size_t run = i;
-        while (run < len && p[run] >= 0x20 && p[run] != '"' && p[run] != '\\' &&
-               (!is_ascii || p[run] < 0x80))
+        while (run < len && !(jsonw_stop_class[p[run]] & stops))
             run++;
         memcpy(out, p + i, run - i);
         out += run - i;
@@ -160,9 +173,84 @@ void jsonw_string(struct jsonw *w, const char *s, size_t len, bool is_ascii)
 
 void jsonw_int(struct jsonw *w, int64_t n)
 {
-    char num[24];
-    int k = snprintf(num, sizeof(num), "%" PRId64, n);
-    jsonw_raw(w, num, (size_t)k);
+    /* Digits from the right; unsigned, so that INT64_MIN negates. */
+    char num[24], *end = num + sizeof(num), *p = end;
+    uint64_t u = n < 0 ? 0 - (uint64_t)n : (uint64_t)n;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (n < 0)
+        *--p = '-';
+    jsonw_raw(w, p, (size_t)(end - p));
+}
+
+/*
+ * Writes a real from its significant digits (`digits`, n_digits of them, the
+ * first not 0, none trailing 0) and the decimal exponent of the first one
+ * (value = 0.d1d2... * 10^(exp10 + 1)), as "%.{precision}g" would print it
+ * after the changes jansson makes: ".0" after a bare integer, and an exponent
+ * without '+' or leading zeros.
+ */
+static void write_real_digits(struct jsonw *w, bool is_negative, const char *digits,
+                              size_t n_digits, int exp10, int precision)
+{
+    char num[48], *o = num;
+    if (is_negative)
+        *o++ = '-';
+    if (exp10 < -4 || exp10 >= precision) {
+        *o++ = digits[0];
+        if (n_digits > 1) {
+            *o++ = '.';
+            memcpy(o, digits + 1, n_digits - 1);
+            o += n_digits - 1;
+        }
+        o += snprintf(o, 8, "e%d", exp10);
+    } else if (exp10 < 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = -1; i > exp10; i--)
+            *o++ = '0';
+        memcpy(o, digits, n_digits);
+        o += n_digits;
+    } else {
+        size_t n_int = (size_t)exp10 + 1;
+        for (size_t i = 0; i < n_int; i++)
+            *o++ = i < n_digits ? digits[i] : '0';
+        *o++ = '.';
+        if (n_digits > n_int) {
+            memcpy(o, digits + n_int, n_digits - n_int);
+            o += n_digits - n_int;
+        } else {
+            *o++ = '0';
+        }
+    }
+    jsonw_raw(w, num, (size_t)(o - num));
+}
+
+/*
+ * Splits "%.*e" text ("-d.ddde+XX") into sign, significant digits (trailing
+ * zeros dropped) and exponent. false if it is not that shape.
+ */
+static bool split_e_text(const char *text, bool *is_negative, char *digits, size_t *n_digits,
+                         int *exp10)
+{
+    const char *p = text;
+    size_t n = 0;
+    *is_negative = *p == '-';
+    if (*is_negative)
+        p++;
+    for (; *p && *p != 'e'; p++) {
+        if (*p >= '0' && *p <= '9')
+            digits[n++] = *p;
+    }
+    if (*p != 'e' || n == 0)
+        return false;
+    *exp10 = atoi(p + 1);
+    while (n > 1 && digits[n - 1] == '0')
+        n--;
+    *n_digits = n;
+    return true;
 }
 
 void jsonw_real(struct jsonw *w, double d)
@@ -171,32 +259,91 @@ void jsonw_real(struct jsonw *w, double d)
         jsonw_raw(w, "null", 4);
         return;
     }
-    char num[40];
-    int k = snprintf(num, sizeof(num), "%.17g", d);
-    if (k < 0 || (size_t)k >= sizeof(num) - 3) {
-        w->is_failed = true;
+    if (d == 0) {
+        jsonw_raw(w, signbit(d) ? "-0.0" : "0.0", signbit(d) ? 4 : 3);
         return;
     }
-    size_t len = (size_t)k;
-    /* jansson keeps a real a real: a '.' or an exponent, never a bare integer. */
-    if (!memchr(num, '.', len) && !memchr(num, 'e', len)) {
-        memcpy(num + len, ".0", 3);
-        len += 2;
-    }
-    /* And drops the exponent's '+' and leading zeros: 1e+05 becomes 1e5. */
-    char *e = memchr(num, 'e', len);
-    if (e) {
-        char *start = e + 1, *end = e + 2;
-        if (*start == '-')
-            start++;
-        while (*end == '0')
-            end++;
-        if (end != start) {
-            memmove(start, end, len + 1 - (size_t)(end - num));
-            len -= (size_t)(end - start);
+    /* The fewest significant digits that read back as d: any decimal of 15
+     * or fewer digits reads back as itself from a normal double, so trying
+     * 15 (trailing zeros dropped), 16 and 17 finds them; subnormals hold
+     * fewer digits, so for them every count is tried. */
+    char text[40], digits[24];
+    for (int precision = fabs(d) < DBL_MIN ? 1 : 15; precision <= 17; precision++) {
+        snprintf(text, sizeof(text), "%.*e", precision - 1, d);
+        if (precision < 17 && strtod(text, NULL) != d)
+            continue;
+        bool is_negative;
+        size_t n_digits;
+        int exp10;
+        if (!split_e_text(text, &is_negative, digits, &n_digits, &exp10)) {
+            w->is_failed = true;
+            return;
         }
+        write_real_digits(w, is_negative, digits, n_digits, exp10, precision);
+        return;
     }
-    jsonw_raw(w, num, len);
+}
+
+bool jsonw_real_text(struct jsonw *w, const char *text, size_t len)
+{
+    /* -?int(.frac)?([eE][+-]?digits)? */
+    const char *p = text, *end = text + len;
+    bool is_negative = p < end && *p == '-';
+    if (is_negative)
+        p++;
+    char digits[16];
+    size_t n_digits = 0;
+    long n_int = 0;       /* digits before the point */
+    long first = -1;      /* the index of the first nonzero digit, counted over all digits */
+    long n_seen = 0;      /* digits seen so far */
+    bool is_fraction = false;
+    for (; p < end && *p != 'e' && *p != 'E'; p++) {
+        if (*p == '.' && !is_fraction) {
+            is_fraction = true;
+            continue;
+        }
+        if (*p < '0' || *p > '9')
+            return false;
+        if (!is_fraction)
+            n_int++;
+        if (first < 0 && *p != '0')
+            first = n_seen;
+        n_seen++;
+        if (first < 0)
+            continue;
+        if (n_digits == sizeof(digits))
+            return false;
+        digits[n_digits++] = *p;
+    }
+    if (n_seen == 0)
+        return false;
+    if (first < 0)
+        return false; /* zero: jsonw_real writes its sign */
+    long exp10 = n_int - 1 - first;
+    if (p < end) {
+        p++;
+        bool is_exp_negative = p < end && *p == '-';
+        if (p < end && (*p == '-' || *p == '+'))
+            p++;
+        if (p >= end || end - p > 4)
+            return false;
+        long e = 0;
+        for (; p < end; p++) {
+            if (*p < '0' || *p > '9')
+                return false;
+            e = e * 10 + (*p - '0');
+        }
+        exp10 += is_exp_negative ? -e : e;
+    }
+    while (n_digits > 1 && digits[n_digits - 1] == '0')
+        n_digits--;
+    /* More than 15 significant digits may not be the fewest that read back
+     * as the same double, and near a double's limits the text may not be a
+     * double at all: jsonw_real decides those. */
+    if (n_digits > 15 || exp10 < -300 || exp10 > 300)
+        return false;
+    write_real_digits(w, is_negative, digits, n_digits, (int)exp10, 15);
+    return true;
 }
 
 void jsonw_truncate(struct jsonw *w, size_t len)

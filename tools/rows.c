@@ -197,7 +197,10 @@ static void write_cell(struct jsonw *w, const struct hrana_cell *c, size_t *row_
         break;
     case HRANA_CELL_FLOAT:
         jsonw_lit(w, "{\"type\":\"float\",\"value\":");
-        jsonw_real(w, c->d);
+        /* Turso's own text when it can stand as is: formatting a double costs
+         * more than the rest of the cell. */
+        if (!c->num || !jsonw_real_text(w, c->num, c->num_len))
+            jsonw_real(w, c->d);
         jsonw_lit(w, "}");
         break;
     case HRANA_CELL_FLOAT_NULL:
@@ -375,8 +378,7 @@ static bool scan_string(struct scan *s, struct buf *b)
         return false;
     for (;;) {
         const char *run = s->p;
-        while (s->p < s->end && (unsigned char)*s->p >= 0x20 && (unsigned char)*s->p < 0x80 &&
-               *s->p != '"' && *s->p != '\\')
+        while (s->p < s->end && !jsonw_stop_class[(unsigned char)*s->p])
             s->p++;
         if (b && s->p > run && !buf_add(b, run, (size_t)(s->p - run)))
             return false;
@@ -657,6 +659,8 @@ static bool scan_cell(struct scan *s, struct hrana_cell *c)
     bool has_type = false, has_b64 = false, seen_b64 = false, is_int = false;
     int64_t vi = 0;
     double vd = 0;
+    const char *num = NULL; /* the number's text, for a float */
+    size_t num_len = 0;
     if (!take(s, '{'))
         return false;
     if (!take(s, '}')) {
@@ -677,8 +681,10 @@ static bool scan_cell(struct scan *s, struct hrana_cell *c)
                         return false;
                     value = V_STRING;
                 } else if (first == '-' || (first >= '0' && first <= '9')) {
+                    num = s->p;
                     if (!scan_number(s, &is_int, &vi, &vd))
                         return false;
+                    num_len = (size_t)(s->p - num);
                     value = V_NUMBER;
                 } else if (first == 'n') {
                     if (!scan_word(s, "null"))
@@ -720,6 +726,8 @@ static bool scan_cell(struct scan *s, struct hrana_cell *c)
         } else if (value == V_NUMBER) {
             c->d = vd;
             c->kind = isfinite(vd) ? HRANA_CELL_FLOAT : HRANA_CELL_FLOAT_NULL;
+            c->num = num;
+            c->num_len = num_len;
         } else {
             return false;
         }

@@ -6,6 +6,9 @@
  * or give up.
  */
 #include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "hrana.h"
 #include "jsonw.h"
@@ -124,9 +127,10 @@ static const char edge_result[] =
 
 /*
  * Runs both paths on `sr` with the same caps and checks that the text
- * written is exactly what json_dumps makes of the built value, that the
- * budget left is the same, and that the whole CallToolResult parses equal
- * (its text block byte for byte).
+ * written is exactly what json_dumps makes of the built value once reals
+ * are put aside (json_dumps writes them with 17 digits, the writer with the
+ * fewest that read back the same), that the budget left is the same, and
+ * that the whole CallToolResult parses equal (its text block read the same).
  */
 static void assert_same_output(const json_t *sr, long max_rows, size_t budget)
 {
@@ -150,7 +154,13 @@ static void assert_same_output(const json_t *sr, long max_rows, size_t budget)
     ASSERT_NOT_NULL(text);
     ASSERT_INT_EQ(len, strlen(text));
     char *dumped = json_dumps(built, JSON_COMPACT | JSON_ENSURE_ASCII);
-    ASSERT_STR_EQ(text, dumped);
+    json_t *reread = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
+    ASSERT_NOT_NULL(reread);
+    char *redumped = json_dumps(reread, JSON_COMPACT | JSON_ENSURE_ASCII);
+    ASSERT_STR_EQ(redumped, dumped);
+    ASSERT(len <= strlen(dumped));
+    free(redumped);
+    json_decref(reread);
     ASSERT_INT_EQ(counts.n_rows, json_integer_value(json_object_get(built, "row_count")));
     ASSERT_INT_EQ(counts.n_available, json_integer_value(json_object_get(built, "rows_available")));
     ASSERT_INT_EQ(counts.is_truncated, json_is_true(json_object_get(built, "truncated")));
@@ -167,18 +177,33 @@ static void assert_same_output(const json_t *sr, long max_rows, size_t budget)
         TEST_FAIL("written result does not parse: %s\n%s", jerr.text, result_text);
     json_t *want = tool_ok_result(json_incref(built), "Returned some rows.", true);
     ASSERT_NOT_NULL(want);
-    if (!json_equal(got, want)) {
+    /* All but the text block equal (reals by value); the text block below. */
+    json_t *got_rest = json_deep_copy(got), *want_rest = json_deep_copy(want);
+    json_object_del(got_rest, "content");
+    json_object_del(want_rest, "content");
+    if (!json_equal(got_rest, want_rest)) {
         char *want_text = json_dumps(want, JSON_COMPACT);
         TEST_FAIL("got %s\nwant %s", result_text, want_text);
     }
     /* What a client reads from the whole reply: the result is serialised as mcp.c did. */
     char *want_reply = json_dumps(want, JSON_COMPACT);
     json_t *reparsed = json_loads(want_reply, JSON_ALLOW_NUL, NULL);
-    ASSERT(json_equal(got, reparsed));
-    ASSERT_STR_EQ(json_string_value(
-                      json_object_get(json_array_get(json_object_get(got, "content"), 0), "text")),
-                  json_string_value(json_object_get(
-                      json_array_get(json_object_get(want, "content"), 0), "text")));
+    json_object_del(reparsed, "content");
+    ASSERT(json_equal(got_rest, reparsed));
+    json_decref(got_rest);
+    json_decref(want_rest);
+    /* The text block: the same words around the written text as around the dumped one. */
+    const char *got_block = json_string_value(
+        json_object_get(json_array_get(json_object_get(got, "content"), 0), "text"));
+    const char *want_block = json_string_value(
+        json_object_get(json_array_get(json_object_get(want, "content"), 0), "text"));
+    ASSERT_NOT_NULL(got_block);
+    const char *at = want_block ? strstr(want_block, dumped) : NULL;
+    ASSERT_NOT_NULL(at);
+    size_t before = (size_t)(at - want_block), dumped_len = strlen(dumped);
+    ASSERT(strncmp(got_block, want_block, before) == 0);
+    ASSERT(strncmp(got_block + before, text, len) == 0);
+    ASSERT_STR_EQ(got_block + before + len, at + dumped_len);
     json_decref(reparsed);
     free(want_reply);
     json_decref(want);
@@ -252,36 +277,111 @@ static void test_written_malformed(void)
 }
 
 /* The writer's own forms: reals as jansson writes them, strings it must refuse. */
+/* What jsonw_real writes for d (caller frees). */
+static char *real_written(double d)
+{
+    struct jsonw w;
+    jsonw_init(&w);
+    jsonw_real(&w, d);
+    return jsonw_take(&w, NULL);
+}
+
+/* What jsonw_real_text writes for text, or NULL when it declines (caller frees). */
+static char *real_text_written(const char *text)
+{
+    struct jsonw w;
+    jsonw_init(&w);
+    bool is_written = jsonw_real_text(&w, text, strlen(text));
+    char *out = jsonw_take(&w, NULL);
+    if (!is_written) {
+        ASSERT_STR_EQ(out, "");
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 static void test_writer(void)
 {
-    const double reals[] = {0.0,
-                            -0.0,
-                            1.0,
-                            -1.0,
-                            0.5,
-                            1e5,
-                            1e-5,
-                            1e20,
-                            1e21,
-                            1e22,
-                            1.5e300,
-                            -2.5e-300,
-                            3.141592653589793,
-                            100.0,
-                            123456789012345678.0,
-                            5e-324};
+    /* The fewest digits that read back the same, in jansson's forms. */
+    const struct {
+        double d;
+        const char *want;
+    } reals[] = {
+        {0.0, "0.0"},
+        {-0.0, "-0.0"},
+        {1.0, "1.0"},
+        {-1.0, "-1.0"},
+        {0.5, "0.5"},
+        {0.1, "0.1"},
+        {0.1 + 0.2, "0.30000000000000004"},
+        {2500.26, "2500.26"},
+        {1.0 / 3, "0.3333333333333333"},
+        {1e5, "100000.0"},
+        {1e-5, "1e-5"},
+        {0.0001, "0.0001"},
+        {1e14, "100000000000000.0"},
+        {1e15, "1e15"},
+        {1e20, "1e20"},
+        {1e21, "1e21"},
+        {1e22, "1e22"},
+        {1.5e300, "1.5e300"},
+        {-2.5e-300, "-2.5e-300"},
+        {3.141592653589793, "3.141592653589793"},
+        {100.0, "100.0"},
+        {123456789012345678.0, "1.2345678901234568e17"},
+        {5e-324, "5e-324"},
+        {1.7976931348623157e308, "1.7976931348623157e308"},
+    };
     for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
-        struct jsonw w;
-        jsonw_init(&w);
-        jsonw_real(&w, reals[i]);
-        char *got = jsonw_take(&w, NULL);
-        json_t *r = json_real(reals[i]);
-        char *want = json_dumps(r, JSON_ENCODE_ANY);
+        char *got = real_written(reals[i].d);
+        ASSERT_STR_EQ(got, reals[i].want);
+        /* jansson reads it back as the same double. */
+        json_t *back = json_loads(got, JSON_DECODE_ANY, NULL);
+        ASSERT(json_is_real(back));
+        ASSERT(json_real_value(back) == reals[i].d);
+        json_decref(back);
+        free(got);
+    }
+    /* Turso's texts, written as they stand: the same as converting them. */
+    const char *texts[] = {"0.1",   "3.0",      "3",        "-7",       "1e21",  "1E+21", "1e-5",
+                           "2500.26", "0.000123", "123.4500", "00.5e1",  "1e14",  "1e15",
+                           "9.99e-5", "123456789012345", "-0.000000000001", "4.5e300"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        char *got = real_text_written(texts[i]);
+        if (!got)
+            TEST_FAIL("declined %s", texts[i]);
+        char *want = real_written(strtod(texts[i], NULL));
         ASSERT_STR_EQ(got, want);
         free(got);
         free(want);
-        json_decref(r);
     }
+    /* Many random doubles printed with 1 to 15 digits, in both notations. */
+    unsigned long long x = 88172645463325252ULL;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double d = (double)(x >> 11) / (double)(1ULL << 53) * 2 - 1;
+        d *= pow(10.0, (double)((int)(x % 41) - 20));
+        char text[64];
+        snprintf(text, sizeof(text), (i & 1) ? "%.*e" : "%.*f", (int)(x % 15), d);
+        double v = strtod(text, NULL);
+        char *got = real_text_written(text);
+        if (v == 0) {
+            ASSERT_NULL(got);
+            continue;
+        }
+        if (!got)
+            continue; /* more than 15 significant digits ("%.14f" of a large value) */
+        char *want = real_written(v);
+        if (strcmp(got, want) != 0)
+            TEST_FAIL("%s: written %s, converted %s", text, got, want);
+        free(got);
+        free(want);
+    }
+    /* Declined: zero (its sign), more than 15 digits, a double's limits. */
+    const char *declined[] = {"0", "-0.0", "0.30000000000000004", "1e-310", "1e308", "1e99999"};
+    for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++)
+        ASSERT_NULL(real_text_written(declined[i]));
     struct jsonw w;
     jsonw_init(&w);
     jsonw_real(&w, 0.0 / 0.0);
