@@ -1,17 +1,22 @@
 /*
- * The HTTP transport to Turso: one libcurl multi handle driven by a thread of
- * its own. Submitters on any thread copy their request into a transfer, queue
- * it under `lock` and wake the thread with curl_multi_wakeup; the thread adds
- * queued transfers to the multi handle, drives them with curl_multi_poll and
- * runs each completion callback holding no lock, so a callback may submit
- * again. Each transfer carries the call group of the thread that submitted
- * it: cancelling a group marks its transfers under `lock` and the thread ends
- * them; a group's deadline shortens each transfer's timeout. Hrana and the
- * Platform API sit above; this file knows neither.
+ * The HTTP transport to Turso: one libcurl multi handle driven, event style,
+ * by a thread of its own. Submitters on any thread copy their request into a
+ * transfer, queue it under `lock` and wake the thread through an eventfd; the
+ * thread owns an epoll set holding that eventfd and the sockets curl asks it
+ * to watch (CURLMOPT_SOCKETFUNCTION), sleeps in epoll_wait until a socket is
+ * ready or curl's timer (CURLMOPT_TIMERFUNCTION) is due, and hands each event
+ * to curl_multi_socket_action, so that a turn costs in proportion to what
+ * happened rather than to the number of transfers. Completion callbacks run
+ * holding no lock, so a callback may submit again. Each transfer carries the
+ * call group of the thread that submitted it: cancelling a group marks its
+ * transfers under `lock` and the thread ends them; a group's deadline
+ * shortens each transfer's timeout. Hrana and the Platform API sit above;
+ * this file knows neither.
  */
 #include "turso_transport.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -20,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "metrics.h"
@@ -32,8 +40,11 @@
 #define TRANSPORT_MAX_RESPONSE_LEN   ((size_t)64 * 1024 * 1024)
 #define TRANSPORT_USER_AGENT         "turso-mcp"
 /* Only an upper bound: submissions and stop wake the thread at once, and
- * curl_multi_poll shortens the wait to curl's own next timeout. */
+ * curl's timer shortens the wait. Each time it elapses curl gets a timeout
+ * action anyway, so that no lost timer can leave a transfer stuck. */
 #define TRANSPORT_POLL_MS 1000
+/* Events taken from epoll per wait; more simply wait for the next turn. */
+#define TRANSPORT_EVENTS_MAX 64
 /* How many cancelled group ids are remembered for later submissions. */
 #define TRANSPORT_CANCELLED_MAX 1024
 
@@ -82,6 +93,15 @@ struct xfer {
 struct turso_transport {
     CURLM *multi;
     CURLSH *share;
+    /* The transport thread's epoll set: wake_fd and curl's sockets. Only the
+     * transport thread changes it (from curl's socket callback). */
+    int epoll_fd;
+    /* An eventfd that submit, cancel_group and stop write to (holding lock,
+     * so that stop cannot close it meanwhile) to wake the thread. */
+    int wake_fd;
+    /* When curl wants a timeout action, in CLOCK_MONOTONIC ns; -1: never.
+     * Transport thread only (written from curl's timer callback). */
+    int64_t timer_at_ns;
     /* One mutex per kind of data the share handle protects; curl takes them
      * through share_lock/share_unlock. */
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -129,6 +149,22 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Wakes the transport thread. Holding t->lock (see wake_fd). */
+static void wake(struct turso_transport *t)
+{
+    uint64_t one = 1;
+    /* A full counter (EAGAIN) already means a wakeup is pending. */
+    ssize_t n = write(t->wake_fd, &one, sizeof(one));
+    (void)n;
 }
 
 static void share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *userptr)
@@ -358,10 +394,9 @@ static enum tm_err enqueue(struct turso_transport *t, struct xfer *x)
     else
         t->queue_head = x;
     t->queue_tail = x;
-    /* Woken under the lock: stop cannot get past setting is_stopping, so the
-     * multi handle cannot be freed, until this returns. The call only writes
-     * to curl's wakeup socket. */
-    curl_multi_wakeup(t->multi);
+    /* Woken under the lock: stop cannot get past setting is_stopping, so
+     * wake_fd cannot be closed, until this returns. */
+    wake(t);
     pthread_mutex_unlock(&t->lock);
     return TM_OK;
 }
@@ -679,9 +714,77 @@ static void start_queued(struct turso_transport *t)
     }
 }
 
+/*
+ * curl's socket callback: keeps the epoll set in step with the sockets curl
+ * wants watched. A socket curl has seen added carries t as its socketp.
+ */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct turso_transport *t = userp;
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        /* Fails harmlessly when the socket is already closed, which drops it. */
+        epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+    ev.data.fd = s;
+    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int rc = epoll_ctl(t->epoll_fd, op, s, &ev);
+    /* The set may disagree with curl's view when a descriptor number was
+     * closed and reused behind our back: try the other operation. */
+    if (rc != 0 && op == EPOLL_CTL_ADD && errno == EEXIST)
+        rc = epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, s, &ev);
+    else if (rc != 0 && op == EPOLL_CTL_MOD && errno == ENOENT)
+        rc = epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, s, &ev);
+    /* Any other failure is the kernel out of memory. Returning -1 would make
+     * curl 7.88 mark the whole multi handle dead, so leave it: the transfer
+     * ends at its timeout. */
+    if (rc == 0 && !socketp)
+        curl_multi_assign(t->multi, s, t);
+    return 0;
+}
+
+/* curl's timer callback: when curl next wants a timeout action. Only
+ * records it: curl forbids calling back into the multi handle from here. */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct turso_transport *t = userp;
+    (void)multi;
+    t->timer_at_ns = timeout_ms < 0 ? -1 : mono_ns() + (int64_t)timeout_ms * 1000000;
+    return 0;
+}
+
+/* Gives curl its timeout action when the timer is due. */
+static void act_on_timer(struct turso_transport *t)
+{
+    if (t->timer_at_ns < 0 || t->timer_at_ns > mono_ns())
+        return;
+    /* Cleared first: curl sets it again, from inside the action, if needed. */
+    t->timer_at_ns = -1;
+    int n_running = 0;
+    curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &n_running);
+}
+
+/* How long the thread may sleep: until curl's timer, at most TRANSPORT_POLL_MS. */
+static int wait_ms(const struct turso_transport *t)
+{
+    if (t->timer_at_ns < 0)
+        return TRANSPORT_POLL_MS;
+    int64_t left_ns = t->timer_at_ns - mono_ns();
+    if (left_ns <= 0)
+        return 0;
+    /* Rounded up: waking before the timer is due would waste a turn. */
+    int64_t ms = (left_ns + 999999) / 1000000;
+    return ms < TRANSPORT_POLL_MS ? (int)ms : TRANSPORT_POLL_MS;
+}
+
 static void *run(void *arg)
 {
     struct turso_transport *t = arg;
+    struct epoll_event events[TRANSPORT_EVENTS_MAX];
     for (;;) {
         pthread_mutex_lock(&t->lock);
         bool is_stopping = t->is_stopping;
@@ -693,10 +796,34 @@ static void *run(void *arg)
         }
         end_cancelled(t);
         start_queued(t);
-        int n_running = 0;
-        curl_multi_perform(t->multi, &n_running);
+        /* Adding a transfer sets the timer to now: start it at once. */
+        act_on_timer(t);
         drain_done(t);
-        curl_multi_poll(t->multi, NULL, 0, TRANSPORT_POLL_MS, NULL);
+
+        int timeout_ms = wait_ms(t);
+        int n = epoll_wait(t->epoll_fd, events, TRANSPORT_EVENTS_MAX, timeout_ms);
+        for (int i = 0; i < n; i++) {
+            int fd = events[i].data.fd;
+            if (fd == t->wake_fd) {
+                uint64_t count;
+                ssize_t len = read(t->wake_fd, &count, sizeof(count));
+                (void)len;
+                continue;
+            }
+            uint32_t e = events[i].events;
+            int mask = ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? CURL_CSELECT_IN : 0) |
+                       ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                       ((e & EPOLLERR) ? CURL_CSELECT_ERR : 0);
+            int n_running = 0;
+            curl_multi_socket_action(t->multi, fd, mask, &n_running);
+        }
+        if (n == 0 && timeout_ms == TRANSPORT_POLL_MS && t->timer_at_ns < 0) {
+            /* The safety net of TRANSPORT_POLL_MS. */
+            int n_running = 0;
+            curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &n_running);
+        }
+        act_on_timer(t);
+        drain_done(t);
     }
     return NULL;
 }
@@ -711,6 +838,11 @@ static void transport_free(struct turso_transport *t)
         curl_multi_cleanup(t->multi);
     if (t->share)
         curl_share_cleanup(t->share);
+    /* After the multi handle, whose cleanup may still report sockets. */
+    if (t->epoll_fd >= 0)
+        close(t->epoll_fd);
+    if (t->wake_fd >= 0)
+        close(t->wake_fd);
     for (int i = 0; i < t->n_share_locks; i++)
         pthread_mutex_destroy(&t->share_locks[i]);
     if (t->has_lock)
@@ -736,6 +868,9 @@ enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
     t = calloc(1, sizeof(*t));
     if (!t)
         goto out;
+    t->epoll_fd = -1;
+    t->wake_fd = -1;
+    t->timer_at_ns = -1;
     t->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
                                                                  : TRANSPORT_CONNECT_TIMEOUT_MS;
     t->total_timeout_ms =
@@ -773,6 +908,26 @@ enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
     t->multi = curl_multi_init();
     if (!t->multi)
         goto out;
+    err = TM_ERR_INTERNAL;
+    t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (t->epoll_fd < 0)
+        goto out;
+    t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (t->wake_fd < 0)
+        goto out;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.fd = t->wake_fd;
+    if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->wake_fd, &ev) != 0)
+        goto out;
+    CURLMcode mc = CURLM_OK;
+    mc |= curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    mc |= curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+    mc |= curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    mc |= curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+    if (mc != CURLM_OK)
+        goto out;
 
     if (pthread_create(&t->thread, NULL, run, t) != 0) {
         err = TM_ERR_INTERNAL;
@@ -806,8 +961,8 @@ void turso_transport_stop(struct turso_transport **tp)
     if (t->has_thread) {
         pthread_mutex_lock(&t->lock);
         t->is_stopping = true;
+        wake(t);
         pthread_mutex_unlock(&t->lock);
-        curl_multi_wakeup(t->multi);
         pthread_join(t->thread, NULL);
     }
     /* The transport thread has ended every transfer; the workers run what is queued, then stop. */
@@ -945,9 +1100,9 @@ void turso_transport_cancel_group(struct turso_transport *t, uint64_t group_id)
             is_marked = true;
         }
     }
-    /* Under the lock, as in enqueue: stop cannot free the multi handle yet. */
+    /* Under the lock, as in enqueue: stop cannot close wake_fd yet. */
     if (is_marked)
-        curl_multi_wakeup(t->multi);
+        wake(t);
     pthread_mutex_unlock(&t->lock);
 }
 
