@@ -45,6 +45,10 @@
 #define TRANSPORT_POLL_MS 1000
 /* Events taken from epoll per wait; more simply wait for the next turn. */
 #define TRANSPORT_EVENTS_MAX 64
+/* Idle easy handles kept for later requests, and the largest response
+ * buffer kept with one (a point query's answer is a few KiB). */
+#define TRANSPORT_IDLE_MAX     64
+#define TRANSPORT_IDLE_BUF_MAX ((size_t)16 * 1024)
 /* How many cancelled group ids are remembered for later submissions. */
 #define TRANSPORT_CANCELLED_MAX 1024
 
@@ -64,7 +68,10 @@ struct sync_wait {
 
 /* One request, from submit until its completion has been reported. */
 struct xfer {
+    /* From the idle pool or new; reset once the transfer is over (see
+     * xfer_release_curl) and given back by xfer_destroy. */
     CURL *easy;
+    bool is_easy_reset;
     /* Request headers; one line holds the bearer, so every line is wiped
      * before the list is freed. */
     struct curl_slist *headers;
@@ -88,6 +95,17 @@ struct xfer {
      * transport's lock, so that cancel_group can walk both. */
     struct xfer *prev;
     struct xfer *next;
+};
+
+/*
+ * An easy handle kept for the next request, with the response buffer it
+ * last filled. The handle is reset: it holds no option, header list or
+ * pointer of its last request, only what curl keeps across a reset (the
+ * share, its connection and buffers). The buffer is wiped and empty.
+ */
+struct idle {
+    CURL *easy;
+    struct buf resp;
 };
 
 struct turso_transport {
@@ -129,6 +147,13 @@ struct turso_transport {
     long total_timeout_ms;
     size_t max_response_len;
     char *user_agent;
+    /* Reusing handles spares curl's set-up and buffers per request.
+     * idle_lock guards idle and n_idle; submitters take, and whoever frees
+     * a transfer gives back. */
+    pthread_mutex_t idle_lock;
+    bool has_idle_lock;
+    struct idle idle[TRANSPORT_IDLE_MAX];
+    int n_idle;
     /*
      * Callbacks run on these workers, not on the transport thread: turning
      * a large answer into a tool result takes milliseconds, and the thread
@@ -191,15 +216,65 @@ static void headers_wipe_free(struct curl_slist *headers)
     curl_slist_free_all(headers);
 }
 
-/* Ends the transfer's use of curl and of the bearer; the response stays. */
+/* Ends the transfer's use of curl and of the bearer; the response stays.
+ * The handle is kept, reset, for xfer_destroy to give back. */
 static void xfer_release_curl(struct xfer *x)
 {
-    if (x->easy) {
-        curl_easy_cleanup(x->easy);
-        x->easy = NULL;
+    /* Reset before the list is freed: the handle points at it. */
+    if (x->easy && !x->is_easy_reset) {
+        curl_easy_reset(x->easy);
+        x->is_easy_reset = true;
     }
     headers_wipe_free(x->headers);
     x->headers = NULL;
+}
+
+/* Takes an idle handle and its buffer into `x`; false when there is none. */
+static bool idle_take(struct turso_transport *t, struct xfer *x)
+{
+    bool is_taken = false;
+    pthread_mutex_lock(&t->idle_lock);
+    if (t->n_idle > 0) {
+        t->n_idle--;
+        x->easy = t->idle[t->n_idle].easy;
+        x->resp = t->idle[t->n_idle].resp;
+        is_taken = true;
+    }
+    pthread_mutex_unlock(&t->idle_lock);
+    return is_taken;
+}
+
+/* Gives the transfer's handle and buffer back to the pool, or frees them. */
+static void idle_give(struct turso_transport *t, struct xfer *x)
+{
+    struct buf *b = &x->resp;
+    /* The response may hold a minted token: wiped whether kept or freed. A
+     * failed transfer truncated it, so wipe all of it, not just len. */
+    bool is_buf_kept = b->data && !buf_is_bad(b) && b->cap <= TRANSPORT_IDLE_BUF_MAX;
+    if (is_buf_kept) {
+        sodium_memzero(b->data, b->cap);
+        b->len = 0;
+    } else {
+        buf_cleanup(b);
+        buf_init(b, t->max_response_len);
+    }
+    bool is_kept = false;
+    if (x->easy && x->is_easy_reset) {
+        pthread_mutex_lock(&t->idle_lock);
+        if (t->n_idle < TRANSPORT_IDLE_MAX) {
+            t->idle[t->n_idle].easy = x->easy;
+            t->idle[t->n_idle].resp = *b;
+            t->n_idle++;
+            is_kept = true;
+        }
+        pthread_mutex_unlock(&t->idle_lock);
+    }
+    if (!is_kept) {
+        curl_easy_cleanup(x->easy);
+        buf_cleanup(b);
+    }
+    x->easy = NULL;
+    memset(b, 0, sizeof(*b));
 }
 
 static void xfer_destroy(struct xfer *x)
@@ -208,7 +283,7 @@ static void xfer_destroy(struct xfer *x)
         return;
     xfer_release_curl(x);
     free(x->body);
-    buf_cleanup(&x->resp); /* a minted token may be in it */
+    idle_give(x->t, x);
     free(x);
 }
 
@@ -269,8 +344,14 @@ static enum tm_err xfer_create(struct turso_transport *t, const struct turso_req
         x->t = t;
     if (!x)
         goto out;
-    buf_init(&x->resp, t->max_response_len);
-    /* Allocated from the start, so that every reply has a body, "" at least. */
+    if (!idle_take(t, x)) {
+        buf_init(&x->resp, t->max_response_len);
+        x->easy = curl_easy_init();
+        if (!x->easy)
+            goto out;
+    }
+    /* Allocated from the start, so that every reply has a body, "" at least
+     * (a kept buffer may have given its bytes to a waiter). */
     if (!buf_reserve(&x->resp, 0))
         goto out;
     if (req->body) {
@@ -310,9 +391,6 @@ static enum tm_err xfer_create(struct turso_transport *t, const struct turso_req
         x->headers = h;
     }
 
-    x->easy = curl_easy_init();
-    if (!x->easy)
-        goto out;
     CURL *e = x->easy;
     /* Set on the handle when the transfer starts, shortened by the group's
      * deadline as it stands then. */
@@ -833,6 +911,14 @@ static void transport_free(struct turso_transport *t)
 {
     if (!t)
         return;
+    /* The idle handles use the share: they go first. */
+    for (int i = 0; i < t->n_idle; i++) {
+        curl_easy_cleanup(t->idle[i].easy);
+        buf_cleanup(&t->idle[i].resp);
+    }
+    t->n_idle = 0;
+    if (t->has_idle_lock)
+        pthread_mutex_destroy(&t->idle_lock);
     /* Easy handles are gone by now, so the share is no longer in use. */
     if (t->multi)
         curl_multi_cleanup(t->multi);
@@ -885,6 +971,9 @@ enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
     if (pthread_mutex_init(&t->lock, NULL) != 0)
         goto out;
     t->has_lock = true;
+    if (pthread_mutex_init(&t->idle_lock, NULL) != 0)
+        goto out;
+    t->has_idle_lock = true;
     for (; t->n_share_locks < CURL_LOCK_DATA_LAST; t->n_share_locks++) {
         if (pthread_mutex_init(&t->share_locks[t->n_share_locks], NULL) != 0)
             goto out;

@@ -597,6 +597,123 @@ static void headers_per_method(void)
     srv_stop(s);
 }
 
+/* One request at a time through submit: what its callback saw. */
+struct seen {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool is_done;
+    enum tm_err err;
+    long status;
+    char *body; /* a copy */
+    size_t body_len;
+};
+
+static void on_seen(const struct turso_reply *reply, void *ctx)
+{
+    struct seen *sn = ctx;
+    /* The body is NUL-terminated at body_len, whatever the buffer held before. */
+    ASSERT_NOT_NULL(reply->body);
+    ASSERT_INT_EQ(strlen(reply->body), reply->body_len);
+    char *copy = malloc(reply->body_len + 1);
+    ASSERT_NOT_NULL(copy);
+    memcpy(copy, reply->body, reply->body_len + 1);
+    pthread_mutex_lock(&sn->lock);
+    sn->err = reply->err;
+    sn->status = reply->status;
+    sn->body = copy;
+    sn->body_len = reply->body_len;
+    sn->is_done = true;
+    pthread_cond_signal(&sn->cond);
+    pthread_mutex_unlock(&sn->lock);
+}
+
+/* Submits a GET of base + path and waits for its callback; free sn->body after. */
+static void submit_wait(struct turso_transport *t, const char *base, const char *path,
+                        const char *bearer, struct seen *sn)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    struct turso_request req = {.method = "GET", .url = url, .bearer = bearer};
+    memset(sn, 0, sizeof(*sn));
+    pthread_mutex_init(&sn->lock, NULL);
+    pthread_cond_init(&sn->cond, NULL);
+    ASSERT_INT_EQ(turso_transport_submit(t, &req, on_seen, sn), TM_OK);
+    pthread_mutex_lock(&sn->lock);
+    bool ok = true;
+    struct timespec until = deadline_in(WAIT_MS);
+    while (!sn->is_done && ok)
+        ok = pthread_cond_timedwait(&sn->cond, &sn->lock, &until) == 0;
+    pthread_mutex_unlock(&sn->lock);
+    if (!sn->is_done)
+        TEST_FAIL("no callback for %s", path);
+    pthread_cond_destroy(&sn->cond);
+    pthread_mutex_destroy(&sn->lock);
+}
+
+/*
+ * Easy handles and response buffers are reused: one request at a time takes
+ * the handle and buffer the last one gave back, and must carry nothing of it
+ * (no bearer above all, nor method, body or bytes of an earlier answer).
+ */
+static void reuse_forgets(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+
+    json_t *j = echo(t, s->base, "PATCH", "secret-1", "{\"a\":1}");
+    ASSERT_MEMBER_STR(j, "auth", "Bearer secret-1");
+    json_decref(j);
+    j = echo(t, s->base, "POST", NULL, NULL);
+    ASSERT_MEMBER_STR(j, "method", "POST");
+    ASSERT_MEMBER_NULL(j, "auth");
+    ASSERT_MEMBER_STR(j, "content_length", "0");
+    ASSERT_MEMBER_NULL(j, "content_type");
+    json_decref(j);
+    j = echo(t, s->base, "DELETE", "secret-2", NULL);
+    ASSERT_MEMBER_STR(j, "auth", "Bearer secret-2");
+    json_decref(j);
+    j = echo(t, s->base, "GET", NULL, NULL);
+    ASSERT_MEMBER_STR(j, "method", "GET");
+    ASSERT_MEMBER_NULL(j, "auth");
+    ASSERT_MEMBER_NULL(j, "content_length");
+    json_decref(j);
+
+    /* The same through submit, whose replies come from the kept buffers. */
+    struct seen sn;
+    submit_wait(t, s->base, "/echo", "secret-3", &sn);
+    ASSERT_INT_EQ(sn.err, TM_OK);
+    ASSERT_CONTAINS(sn.body, "Bearer secret-3");
+    free(sn.body);
+    submit_wait(t, s->base, "/echo", NULL, &sn);
+    ASSERT_INT_EQ(sn.err, TM_OK);
+    j = json_loads(sn.body, 0, NULL);
+    ASSERT_NOT_NULL(j);
+    ASSERT_MEMBER_NULL(j, "auth");
+    json_decref(j);
+    free(sn.body);
+
+    /* A long answer, then short ones: nothing of the long one shows. Sizes
+     * on both sides of the largest buffer kept. */
+    const char *paths[] = {"/big/10000", "/status/201", "/big/100000", "/status/202",
+                           "/status/204"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        submit_wait(t, s->base, paths[i], NULL, &sn);
+        ASSERT_INT_EQ(sn.err, TM_OK);
+        if (strncmp(paths[i], "/big/", 5) == 0) {
+            ASSERT_INT_EQ(sn.body_len, (size_t)atol(paths[i] + 5));
+        } else if (strcmp(paths[i], "/status/204") == 0) {
+            ASSERT_STR_EQ(sn.body, "");
+        } else {
+            char expected[32];
+            snprintf(expected, sizeof(expected), "status %s", paths[i] + 8);
+            ASSERT_STR_EQ(sn.body, expected);
+        }
+        free(sn.body);
+    }
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
 static void status_passthrough(void)
 {
     struct srv *s = srv_start(MODE_SQLD);
@@ -1992,6 +2109,7 @@ int main(void)
         TEST_FAIL("library initialisation failed");
     RUN(json_post_roundtrip);
     RUN(headers_per_method);
+    RUN(reuse_forgets);
     RUN(status_passthrough);
     RUN(response_cap);
     RUN(timeouts);
