@@ -15,6 +15,7 @@
  */
 #include "turso_transport.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -126,8 +127,9 @@ struct turso_transport {
     int n_share_locks; /* how many of share_locks are initialised */
     pthread_t thread;
     bool has_thread;
-    /* Protects the queue, is_stopping, the links of the active list, every
-     * transfer's is_cancelled, has_cancels and the cancelled ring. Taken by
+    /* Protects the queue, is_stopping, is_asleep, is_woken, the links of
+     * the active list, every transfer's is_cancelled, has_cancels and the
+     * cancelled ids. Taken by
      * submitters and cancellers on any thread and briefly by the transport
      * thread; never held while a callback runs or while curl works. */
     pthread_mutex_t lock;
@@ -135,6 +137,10 @@ struct turso_transport {
     struct xfer *queue_head;
     struct xfer *queue_tail;
     bool is_stopping;
+    /* The thread is about to sleep, or sleeps, in epoll_wait; is_woken: and
+     * wake_fd was written since. Wakeups are skipped otherwise. */
+    bool is_asleep;
+    bool is_woken;
     /* In the multi handle. Only the transport thread adds and unlinks
      * (holding lock); cancel_group reads it holding lock. */
     struct xfer *active;
@@ -143,6 +149,11 @@ struct turso_transport {
      * overwritten first; 0 marks an empty slot. */
     uint64_t cancelled[TRANSPORT_CANCELLED_MAX];
     size_t cancelled_next; /* the slot the next id goes to */
+    /* The same ids in ascending order, for a binary search on every submit
+     * (a scan of the ring under the lock cost more than the rest of
+     * enqueue). */
+    uint64_t cancelled_sorted[TRANSPORT_CANCELLED_MAX];
+    size_t n_cancelled;
     long connect_timeout_ms;
     long total_timeout_ms;
     size_t max_response_len;
@@ -183,13 +194,18 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Wakes the transport thread. Holding t->lock (see wake_fd). */
+/* Wakes the transport thread, if it sleeps and nobody woke it yet: awake,
+ * it looks at the queue and at is_stopping before it sleeps again. Holding
+ * t->lock (see wake_fd). */
 static void wake(struct turso_transport *t)
 {
+    if (!t->is_asleep || t->is_woken)
+        return;
     uint64_t one = 1;
     /* A full counter (EAGAIN) already means a wakeup is pending. */
     ssize_t n = write(t->wake_fd, &one, sizeof(one));
     (void)n;
+    t->is_woken = true;
 }
 
 static void share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *userptr)
@@ -444,16 +460,47 @@ out:
     return err;
 }
 
+/* Where `id` is, or would go, in cancelled_sorted. Holding t->lock. */
+static size_t cancelled_find(const struct turso_transport *t, uint64_t id)
+{
+    size_t lo = 0, hi = t->n_cancelled;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->cancelled_sorted[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Whether `id` is among the remembered cancelled groups. Holding t->lock. */
 static bool is_group_cancelled(const struct turso_transport *t, uint64_t id)
 {
-    if (id == 0)
+    if (id == 0 || t->n_cancelled == 0)
         return false;
-    for (size_t i = 0; i < TRANSPORT_CANCELLED_MAX; i++) {
-        if (t->cancelled[i] == id)
-            return true;
+    size_t i = cancelled_find(t, id);
+    return i < t->n_cancelled && t->cancelled_sorted[i] == id;
+}
+
+/* Remembers a cancelled group `id` (not 0, not yet remembered), forgetting
+ * the oldest when full. Holding t->lock. */
+static void remember_cancelled(struct turso_transport *t, uint64_t id)
+{
+    uint64_t *sorted = t->cancelled_sorted;
+    uint64_t oldest = t->cancelled[t->cancelled_next];
+    if (oldest != 0) {
+        size_t i = cancelled_find(t, oldest);
+        assert(i < t->n_cancelled && sorted[i] == oldest);
+        memmove(&sorted[i], &sorted[i + 1], (t->n_cancelled - i - 1) * sizeof(*sorted));
+        t->n_cancelled--;
     }
-    return false;
+    size_t i = cancelled_find(t, id);
+    memmove(&sorted[i + 1], &sorted[i], (t->n_cancelled - i) * sizeof(*sorted));
+    sorted[i] = id;
+    t->n_cancelled++;
+    t->cancelled[t->cancelled_next] = id;
+    t->cancelled_next = (t->cancelled_next + 1) % TRANSPORT_CANCELLED_MAX;
 }
 
 /* Queues `x` for the transport thread, or refuses it when stopping. */
@@ -865,6 +912,8 @@ static void *run(void *arg)
     struct epoll_event events[TRANSPORT_EVENTS_MAX];
     for (;;) {
         pthread_mutex_lock(&t->lock);
+        t->is_asleep = false;
+        t->is_woken = false;
         bool is_stopping = t->is_stopping;
         pthread_mutex_unlock(&t->lock);
 
@@ -878,7 +927,14 @@ static void *run(void *arg)
         act_on_timer(t);
         drain_done(t);
 
-        int timeout_ms = wait_ms(t);
+        /* Sleep only with nothing to do; from here on, work that arrives
+         * wakes the thread. The queue may hold what callbacks submitted
+         * during this turn. */
+        pthread_mutex_lock(&t->lock);
+        bool is_busy = t->queue_head || t->has_cancels || t->is_stopping;
+        t->is_asleep = !is_busy;
+        pthread_mutex_unlock(&t->lock);
+        int timeout_ms = is_busy ? 0 : wait_ms(t);
         int n = epoll_wait(t->epoll_fd, events, TRANSPORT_EVENTS_MAX, timeout_ms);
         for (int i = 0; i < n; i++) {
             int fd = events[i].data.fd;
@@ -1170,10 +1226,8 @@ void turso_transport_cancel_group(struct turso_transport *t, uint64_t group_id)
     bool is_marked = false;
     pthread_mutex_lock(&t->lock);
     /* Remembered once, so that repeating a cancel pushes out no other id. */
-    if (!is_group_cancelled(t, group_id)) {
-        t->cancelled[t->cancelled_next] = group_id;
-        t->cancelled_next = (t->cancelled_next + 1) % TRANSPORT_CANCELLED_MAX;
-    }
+    if (!is_group_cancelled(t, group_id))
+        remember_cancelled(t, group_id);
     /* Queued transfers are ended by start_queued, running ones by
      * end_cancelled; both on the transport thread, so callbacks run there. */
     for (struct xfer *x = t->queue_head; x; x = x->next) {

@@ -1453,6 +1453,28 @@ static void group_submit_after_cancel(void)
     ASSERT_INT_EQ(grec.groups[4], g.id);
     pthread_mutex_unlock(&grec.lock);
 
+    /* Ids cancelled out of order are remembered and forgotten in the order
+     * of their cancels, not of their values. */
+    struct turso_call_group ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = (struct turso_call_group){.id = turso_transport_new_group_id()};
+    turso_transport_cancel_group(t, ids[2].id);
+    turso_transport_cancel_group(t, ids[0].id);
+    turso_transport_cancel_group(t, ids[1].id);
+    for (int i = 0; i < 1022; i++)
+        turso_transport_cancel_group(t, turso_transport_new_group_id());
+    /* ids[2] went first: it is forgotten, the other two are not. */
+    ASSERT_INT_EQ(submit_in(t, &ids[2], ok_url, on_grec, 5), TM_OK);
+    ASSERT_INT_EQ(submit_in(t, &ids[0], ok_url, on_grec, 6), TM_OK);
+    ASSERT_INT_EQ(submit_in(t, &ids[1], ok_url, on_grec, 7), TM_OK);
+    grec_wait(8, WAIT_MS);
+    pthread_mutex_lock(&grec.lock);
+    ASSERT_INT_EQ(grec.errs[5], TM_OK);
+    ASSERT_INT_EQ(grec.statuses[5], 200);
+    ASSERT_INT_EQ(grec.errs[6], TM_ERR_CANCELLED);
+    ASSERT_INT_EQ(grec.errs[7], TM_ERR_CANCELLED);
+    pthread_mutex_unlock(&grec.lock);
+
     turso_transport_stop(&t);
     grec_cleanup();
     srv_stop(s);
