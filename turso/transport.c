@@ -121,6 +121,10 @@ struct turso_transport {
     /* When curl wants a timeout action, in CLOCK_MONOTONIC ns; -1: never.
      * Transport thread only (written from curl's timer callback). */
     int64_t timer_at_ns;
+    /* By descriptor number: whether curl watches it (see on_socket).
+     * Transport thread only. */
+    bool *is_watched;
+    size_t n_is_watched;
     /* One mutex per kind of data the share handle protects; curl takes them
      * through share_lock/share_unlock. */
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -839,27 +843,55 @@ static void start_queued(struct turso_transport *t)
     }
 }
 
+/* Where the thread notes whether curl watches socket `s`, growing the
+ * table as needed; NULL if it cannot grow. Transport thread only. */
+static bool *watched_slot(struct turso_transport *t, curl_socket_t s)
+{
+    if (s < 0)
+        return NULL;
+    size_t i = (size_t)s;
+    if (i >= t->n_is_watched) {
+        size_t n = t->n_is_watched ? t->n_is_watched : 64;
+        while (n <= i)
+            n *= 2;
+        bool *grown = realloc(t->is_watched, n * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        memset(grown + t->n_is_watched, 0, (n - t->n_is_watched) * sizeof(*grown));
+        t->is_watched = grown;
+        t->n_is_watched = n;
+    }
+    return &t->is_watched[i];
+}
+
 /*
  * curl's socket callback: keeps the epoll set in step with the sockets curl
- * wants watched. A socket curl has seen added carries t as its socketp.
+ * wants watched. A socket curl stops watching is left in the set: nearly
+ * always curl closes it next, which drops it from the set without a system
+ * call. One left open that becomes ready is dropped then (see run), and a
+ * new socket given the same number is added afresh.
  */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     struct turso_transport *t = userp;
     (void)easy;
+    (void)socketp;
+    bool *is_watched = watched_slot(t, s);
     if (what == CURL_POLL_REMOVE) {
-        /* Fails harmlessly when the socket is already closed, which drops it. */
-        epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, s, NULL);
+        if (is_watched)
+            *is_watched = false;
+        else
+            epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, s, NULL); /* cannot note it: drop it now */
         return 0;
     }
     struct epoll_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
     ev.data.fd = s;
-    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    /* A socket left in the set (still open) answers ADD with EEXIST; a
+     * watched one closed behind our back answers MOD with ENOENT. */
+    int op = is_watched && *is_watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     int rc = epoll_ctl(t->epoll_fd, op, s, &ev);
-    /* The set may disagree with curl's view when a descriptor number was
-     * closed and reused behind our back: try the other operation. */
     if (rc != 0 && op == EPOLL_CTL_ADD && errno == EEXIST)
         rc = epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, s, &ev);
     else if (rc != 0 && op == EPOLL_CTL_MOD && errno == ENOENT)
@@ -867,8 +899,9 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     /* Any other failure is the kernel out of memory. Returning -1 would make
      * curl 7.88 mark the whole multi handle dead, so leave it: the transfer
      * ends at its timeout. */
-    if (rc == 0 && !socketp)
-        curl_multi_assign(t->multi, s, t);
+    (void)rc;
+    if (is_watched)
+        *is_watched = true;
     return 0;
 }
 
@@ -944,6 +977,11 @@ static void *run(void *arg)
                 (void)len;
                 continue;
             }
+            if ((size_t)fd < t->n_is_watched && !t->is_watched[fd]) {
+                /* Left in the set by on_socket, open and ready: drop it. */
+                epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+                continue;
+            }
             uint32_t e = events[i].events;
             int mask = ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? CURL_CSELECT_IN : 0) |
                        ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
@@ -985,6 +1023,7 @@ static void transport_free(struct turso_transport *t)
         close(t->epoll_fd);
     if (t->wake_fd >= 0)
         close(t->wake_fd);
+    free(t->is_watched);
     for (int i = 0; i < t->n_share_locks; i++)
         pthread_mutex_destroy(&t->share_locks[i]);
     if (t->has_lock)

@@ -16,6 +16,7 @@
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1079,6 +1080,41 @@ static void keep_alive(void)
 #define N_GREC         64
 #define CANCEL_FAST_MS 3000 /* well under SRV_STALL_MAX_MS: a late answer means no cancel */
 
+static long long cpu_ms(void)
+{
+    struct rusage ru;
+    ASSERT(getrusage(RUSAGE_SELF, &ru) == 0);
+    return (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/*
+ * A kept-alive connection that the server closes while it waits in curl's
+ * pool: its socket may still be in the transport's epoll set, and must not
+ * keep waking the thread; the next request takes a new connection.
+ */
+static void idle_close_quiet(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    json_t *j = echo(t, s->base, "GET", NULL, NULL);
+    json_decref(j);
+    srv_stop(s); /* closes the idle connection */
+    usleep(100 * 1000);
+    long long before = cpu_ms();
+    usleep(500 * 1000);
+    long long used = cpu_ms() - before;
+    if (used > 100)
+        TEST_FAIL("the idle transport used %lld ms of CPU in 500 ms", used);
+
+    s = srv_start(MODE_SQLD);
+    j = echo(t, s->base, "GET", NULL, NULL);
+    ASSERT_MEMBER_STR(j, "method", "GET");
+    json_decref(j);
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
 static pthread_t main_thread;
 
 /* What each callback of a group test saw. */
@@ -2141,6 +2177,7 @@ int main(void)
     RUN(callback_submits);
     RUN(stop_in_flight);
     RUN(keep_alive);
+    RUN(idle_close_quiet);
     RUN(group_none);
     RUN(group_cancel_in_flight);
     RUN(group_inherited_by_callbacks);
