@@ -7,11 +7,12 @@
  * ready or curl's timer (CURLMOPT_TIMERFUNCTION) is due, and hands each event
  * to curl_multi_socket_action, so that a turn costs in proportion to what
  * happened rather than to the number of transfers. Completion callbacks run
- * holding no lock, so a callback may submit again. Each transfer carries the
- * call group of the thread that submitted it: cancelling a group marks its
- * transfers under `lock` and the thread ends them; a group's deadline
- * shortens each transfer's timeout. Hrana and the Platform API sit above;
- * this file knows neither.
+ * on callback worker threads holding no lock, so a callback may submit
+ * again. Easy handles are reset and kept for later requests. Each transfer
+ * carries the call group of the thread that submitted it: cancelling a group
+ * marks its transfers under `lock` and the thread ends them; a group's
+ * deadline shortens each transfer's timeout. Hrana and the Platform API sit
+ * above; this file knows neither.
  */
 #include "turso_transport.h"
 
