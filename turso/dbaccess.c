@@ -359,6 +359,16 @@ static void op_timed_out(struct op *op)
     op_fail(op, TM_ERR_TIMEOUT, 0);
 }
 
+/*
+ * A Platform API step that ran out of time had the op's time left as its
+ * timeout (when the op has a deadline): said as the op's own timeout, not
+ * the few ms less that were left when the step began.
+ */
+static bool is_op_out_of_time(const struct op *op, enum tm_err err)
+{
+    return err == TM_ERR_TIMEOUT && op->deadline_ms != 0;
+}
+
 static void op_resolve(struct op *op);
 static void op_send(struct op *op);
 
@@ -459,6 +469,10 @@ static void on_token(struct platform_reply *r, void *arg)
 {
     struct op *op = arg;
     const char *jwt = NULL;
+    if (is_op_out_of_time(op, r->err)) {
+        op_timed_out(op);
+        goto out;
+    }
     if (r->err != TM_OK) {
         snprintf(op->message, sizeof(op->message),
                  "Could not mint a database token for \"%.100s\": %s", op->db, r->message);
@@ -554,6 +568,10 @@ static bool is_hostname_ok(const char *h)
 static void on_database(struct platform_reply *r, void *arg)
 {
     struct op *op = arg;
+    if (is_op_out_of_time(op, r->err)) {
+        op_timed_out(op);
+        goto out;
+    }
     if (r->err == TM_ERR_NOT_FOUND) {
         snprintf(op->message, sizeof(op->message),
                  "There is no database \"%.100s\" in organization \"%.100s\" that this token can "
