@@ -6,6 +6,7 @@
  * thread; pipeline completions run on the transport thread.
  */
 #include "hrana.h"
+#include "jsonw.h"
 
 #include "redact.h"
 
@@ -895,10 +896,12 @@ enum tm_err hrana_pipeline_raw(struct turso_transport *t, const char *db_url, co
         memcpy(c->token, token, c->token_len + 1);
     }
     c->n_requests = json_array_size(requests);
-    c->requests_json = json_dumps(requests, JSON_COMPACT);
+    struct jsonw w;
+    jsonw_init(&w);
+    jsonw_value(&w, requests);
+    c->requests_json = jsonw_take(&w, &c->requests_json_len);
     if (!c->requests_json)
         goto out;
-    c->requests_json_len = strlen(c->requests_json);
     c->has_close = !no_close_has(c->origin);
 
     err = call_send(c);

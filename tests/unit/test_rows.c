@@ -397,6 +397,48 @@ static void test_writer(void)
     jsonw_cleanup(&w);
 }
 
+/* jsonw_value writes what json_dumps(JSON_COMPACT) writes, reals aside. */
+static void test_value_as_jansson(void)
+{
+    const char *texts[] = {
+        "[]",
+        "{}",
+        "[{\"type\":\"execute\",\"stmt\":{\"sql\":\"SELECT ?\",\"args\":[{\"type\":"
+        "\"integer\",\"value\":\"42\"}],\"want_rows\":true}},{\"type\":\"close\"}]",
+        "{\"s\":\"quote \\\" back \\\\ slash / tab \\t nl \\n ctl \\u0001 \\u001f\","
+        "\"u\":\"n\\u00e4me \\u540d \\ud83d\\ude00\",\"n\":null,\"t\":true,\"f\":false,"
+        "\"i\":-9223372036854775808,\"j\":9223372036854775807,\"z\":0,"
+        "\"deep\":[[[[{\"a\":[1,2,{}]}]]]],\"\":\"\"}",
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        json_error_t jerr;
+        json_t *v = json_loads(texts[i], 0, &jerr);
+        if (!v)
+            TEST_FAIL("bad test input %zu: %s", i, jerr.text);
+        struct jsonw w;
+        jsonw_init(&w);
+        jsonw_value(&w, v);
+        char *got = jsonw_take(&w, NULL);
+        char *want = json_dumps(v, JSON_COMPACT);
+        ASSERT_STR_EQ(got, want);
+        free(got);
+        free(want);
+        json_decref(v);
+    }
+    /* Reals with the fewest digits, read back as the same values. */
+    json_t *v = json_pack("{s:f,s:[f,f]}", "a", 0.1, "b", 1e300, -2.5);
+    struct jsonw w;
+    jsonw_init(&w);
+    jsonw_value(&w, v);
+    char *got = jsonw_take(&w, NULL);
+    ASSERT_STR_EQ(got, "{\"a\":0.1,\"b\":[1e300,-2.5]}");
+    json_t *back = json_loads(got, 0, NULL);
+    ASSERT(json_equal(back, v));
+    json_decref(back);
+    json_decref(v);
+    free(got);
+}
+
 /* What the ordinary path writes for a pipeline answer (caller frees); NULL where it fails. */
 static char *written_via_jansson(const char *body, size_t len, size_t n_results, long max_rows,
                                  size_t *budget, struct rows_counts *counts)
@@ -598,6 +640,7 @@ int main(void)
     RUN(test_written_empty_and_fixture);
     RUN(test_written_malformed);
     RUN(test_writer);
+    RUN(test_value_as_jansson);
     RUN(test_pipeline_usual);
     RUN(test_pipeline_other);
     RUN(test_pipeline_mutations);

@@ -7,6 +7,7 @@
 
 #include <float.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,6 +345,55 @@ bool jsonw_real_text(struct jsonw *w, const char *text, size_t len)
         return false;
     write_real_digits(w, is_negative, digits, n_digits, (int)exp10, 15);
     return true;
+}
+
+void jsonw_value(struct jsonw *w, const json_t *v)
+{
+    const char *key;
+    json_t *member;
+    size_t i;
+    bool is_first = true;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        jsonw_raw(w, "{", 1);
+        json_object_foreach ((json_t *)v, key, member) {
+            if (!is_first)
+                jsonw_raw(w, ",", 1);
+            is_first = false;
+            jsonw_string(w, key, strlen(key), false);
+            jsonw_raw(w, ":", 1);
+            jsonw_value(w, member);
+        }
+        jsonw_raw(w, "}", 1);
+        break;
+    case JSON_ARRAY:
+        jsonw_raw(w, "[", 1);
+        json_array_foreach (v, i, member) {
+            if (i)
+                jsonw_raw(w, ",", 1);
+            jsonw_value(w, member);
+        }
+        jsonw_raw(w, "]", 1);
+        break;
+    case JSON_STRING:
+        jsonw_string(w, json_string_value(v), json_string_length(v), false);
+        break;
+    case JSON_INTEGER:
+        jsonw_int(w, (int64_t)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        jsonw_real(w, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        jsonw_raw(w, "true", 4);
+        break;
+    case JSON_FALSE:
+        jsonw_raw(w, "false", 5);
+        break;
+    case JSON_NULL:
+        jsonw_raw(w, "null", 4);
+        break;
+    }
 }
 
 void jsonw_truncate(struct jsonw *w, size_t len)
