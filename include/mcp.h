@@ -24,7 +24,6 @@ struct mcp_server;
 struct mcp_request {
     const char *http_method;      /* "POST", "GET", "DELETE" */
     const char *user_id;          /* public id of the authenticated user */
-    const struct creds *creds;    /* valid until the reply is delivered */
     const char *session_id;       /* Mcp-Session-Id header (or the legacy session), or NULL */
     const char *protocol_version; /* MCP-Protocol-Version header, or NULL */
     const char *content_type;     /* Content-Type header, or NULL */
@@ -33,6 +32,18 @@ struct mcp_request {
     const char *body;
     size_t body_len;
     unsigned long request_id; /* for log lines */
+    /*
+     * The user's credentials, valid until the reply is delivered, or NULL:
+     * then open_creds is called, once, for a request holding a message that
+     * needs them (initialize reads the URL's read-only flag; tools/call runs
+     * with them), on the calling thread before mcp_handle returns. It
+     * returns them with the same lifetime, or NULL when the URL's record
+     * does not open (mcp_handle then returns MCP_NOT_FOUND). Requests that
+     * need no credentials never open them.
+     */
+    const struct creds *creds;
+    const struct creds *(*open_creds)(void *ctx);
+    void *open_creds_ctx;
 };
 
 struct mcp_reply {
@@ -73,6 +84,11 @@ struct mcp_sink {
 enum mcp_status {
     MCP_DONE,    /* the reply is filled in; the sink is not used */
     MCP_PENDING, /* sink->done runs exactly once: later, or already before return */
+    /*
+     * The credentials did not open: answer as for an unknown URL. Neither
+     * the reply (still zeroed) nor the sink is used.
+     */
+    MCP_NOT_FOUND,
 };
 
 /* The protocol versions spoken, newest first, NULL-terminated. */

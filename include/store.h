@@ -16,7 +16,8 @@
  * outcome: never SQL, arguments or secrets).
  *
  * All functions are safe to call from any thread (one mutex guards the
- * SQLite connection). Nothing is ever written half: one transaction per change.
+ * main SQLite connection; store_find_id reads through connections of its
+ * own). Nothing is ever written half: one transaction per change.
  */
 #ifndef TM_STORE_H
 #define TM_STORE_H
@@ -132,6 +133,39 @@ enum tm_err store_add(struct store *s, const struct creds *c, char token_out[STO
  */
 enum tm_err store_find(struct store *s, const char *token, struct creds *out,
                        char id_out[STORE_ID_LEN + 1]);
+
+/* A user's record found by its token, still sealed (see store_find_id). */
+struct store_sealed;
+
+/*
+ * Whether `token` names a live record, without opening it: the check every
+ * request to a user's URL makes, most of which (listing tools, ping,
+ * notifications) need no credentials. Writes the public id to id_out.
+ * Each call reads the store afresh, so a revocation or rotation committed
+ * by any process before the call is seen by it; nothing is cached between
+ * calls. Touches last_used_at as store_find does.
+ * When sealed_out is not NULL it receives the record as read (the caller
+ * frees it with store_sealed_free), so that store_open_sealed can open the
+ * credentials later in the same request without reading the store again.
+ * It holds the token's bytes, never the credentials in the clear.
+ * A record that exists but would not open (tampered, or sealed under a key
+ * version master.key lacks) is found here; store_open_sealed refuses it.
+ * TM_ERR_NOT_FOUND: no such token (also for malformed tokens).
+ * Thread: any; concurrent calls use separate read connections.
+ */
+enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_ID_LEN + 1],
+                          struct store_sealed **sealed_out);
+
+/*
+ * Opens a record from store_find_id into *out (the caller cleans it with
+ * creds_cleanup), as store_find does, re-sealing it under the current
+ * master key version if it is older. TM_ERR_DENIED as for store_find.
+ */
+enum tm_err store_open_sealed(struct store *s, const struct store_sealed *sealed,
+                              struct creds *out);
+
+/* Wipes and frees what store_find_id gave; clears *p. Accepts NULL. */
+void store_sealed_free(struct store_sealed **p);
 
 /* Calls fn for each user, oldest first; fn runs without the lock and may call the store. */
 enum tm_err store_list(struct store *s, store_list_fn fn, void *ctx);

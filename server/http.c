@@ -88,7 +88,9 @@ struct request {
     struct buf body; /* the request body, capped at max_body_bytes; wiped when the request ends */
     bool is_too_large;
 
-    struct creds creds; /* opened for this request only; wiped when it ends */
+    bool is_authenticated;       /* the token names a live user, `user_id` */
+    struct store_sealed *sealed; /* that user's record, still sealed; freed with the request */
+    struct creds creds; /* opened from `sealed` only if a message needs them; wiped at the end */
     bool has_creds;
     char user_id[STORE_ID_LEN + 1];
 
@@ -137,6 +139,7 @@ static void request_release(struct request *r)
     sodium_memzero(r->web_path, sizeof(r->web_path));
     if (r->has_creds)
         creds_cleanup(&r->creds);
+    store_sealed_free(&r->sealed);
     /* A signup form's body holds Turso tokens. */
     buf_cleanup(&r->body);
     web_call_destroy(&r->web_call);
@@ -369,6 +372,15 @@ static enum MHD_Result send_text(struct request *r, int status, const char *cont
     return ret;
 }
 
+/*
+ * Unknown, revoked and unopenable tokens all look like a missing page: no
+ * hint, no OAuth.
+ */
+static enum MHD_Result send_not_found(struct request *r)
+{
+    return send_text(r, 404, "text/plain", "Not Found");
+}
+
 /* Streamable HTTP sink: the reply as JSON, or the whole exchange as an SSE stream. */
 static bool sink_open_stream(void *ctx, const char *session_id, bool wants_priming)
 {
@@ -456,15 +468,34 @@ static enum MHD_Result open_get_stream(struct request *r, const struct mcp_reply
     return ret;
 }
 
-/* Opens the user's credentials for this request; false when the token opens nothing. */
+/*
+ * Finds the user the token names; false when it names none. The
+ * credentials stay sealed: most requests (tools/list, ping, notifications)
+ * never need them, and open_creds opens them for those that do.
+ */
 static bool authenticate(struct request *r)
 {
     if (!r->has_token)
         token_from_header(r);
-    if (!r->has_token || store_find(r->server->store, r->token, &r->creds, r->user_id) != TM_OK)
+    if (!r->has_token || store_find_id(r->server->store, r->token, r->user_id, &r->sealed) != TM_OK)
         return false;
-    r->has_creds = true;
+    r->is_authenticated = true;
     return true;
+}
+
+/*
+ * mcp.c asks for the credentials (mcp_request.open_creds) of the record
+ * authenticate found; they live until the request ends.
+ */
+static const struct creds *open_creds(void *ctx)
+{
+    struct request *r = ctx;
+    if (r->has_creds)
+        return &r->creds;
+    if (store_open_sealed(r->server->store, r->sealed, &r->creds) != TM_OK)
+        return NULL;
+    r->has_creds = true;
+    return &r->creds;
 }
 
 static bool accepts_event_stream(struct MHD_Connection *conn)
@@ -511,7 +542,8 @@ static enum MHD_Result serve_mcp(struct request *r)
     struct mcp_request mreq = {
         .http_method = r->method,
         .user_id = r->user_id,
-        .creds = &r->creds,
+        .open_creds = open_creds,
+        .open_creds_ctx = r,
         .session_id = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Mcp-Session-Id"),
         .protocol_version =
             MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "MCP-Protocol-Version"),
@@ -530,7 +562,13 @@ static enum MHD_Result serve_mcp(struct request *r)
         return refused;
     r->is_pending = true;
     atomic_fetch_add(&r->refs, 1); /* the call's, should it go on after this returns */
-    if (mcp_handle(h->mcp, &mreq, &reply, &sink) == MCP_DONE) {
+    enum mcp_status status = mcp_handle(h->mcp, &mreq, &reply, &sink);
+    if (status == MCP_NOT_FOUND) {
+        atomic_fetch_sub(&r->refs, 1);
+        r->is_pending = false;
+        return send_not_found(r);
+    }
+    if (status == MCP_DONE) {
         atomic_fetch_sub(&r->refs, 1);
         r->is_pending = false;
         enum MHD_Result ret =
@@ -676,7 +714,8 @@ static enum MHD_Result serve_messages(struct request *r)
     struct mcp_request mreq = {
         .http_method = "POST",
         .user_id = r->user_id,
-        .creds = &r->creds,
+        .open_creds = open_creds,
+        .open_creds_ctx = r,
         .session_id = r->legacy->session_id,
         .protocol_version =
             MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "MCP-Protocol-Version"),
@@ -692,7 +731,12 @@ static enum MHD_Result serve_messages(struct request *r)
         .open_stream = legacy_open_stream, .send = legacy_send, .done = legacy_done, .ctx = r};
     struct mcp_reply reply;
     atomic_fetch_add(&r->refs, 1);
-    if (mcp_handle(h->mcp, &mreq, &reply, &sink) == MCP_DONE) {
+    enum mcp_status status = mcp_handle(h->mcp, &mreq, &reply, &sink);
+    if (status == MCP_NOT_FOUND) {
+        atomic_fetch_sub(&r->refs, 1);
+        return send_not_found(r);
+    }
+    if (status == MCP_DONE) {
         atomic_fetch_sub(&r->refs, 1);
         /* Transport errors answer the POST itself; JSON-RPC answers go on the stream. */
         if (reply.status != 200 && reply.status != 202) {
@@ -903,9 +947,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                  h->cfg->max_body_bytes);
         return send_text(r, 413, "application/json", text);
     }
-    /* Unknown, revoked and unopenable tokens all look like a missing page: no hint, no OAuth. */
     if (!authenticate(r))
-        return send_text(r, 404, "text/plain", "Not Found");
+        return send_not_found(r);
     switch (r->route) {
     case ROUTE_MCP:
         return serve_mcp(r);
@@ -931,7 +974,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_http(r->status);
     log_msg(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_DEBUG : LOG_INFO,
             "event=http rid=%lu method=%s path=%s status=%d user=%s duration_ms=%.2f%s", r->id,
-            r->method, r->masked_path, r->status, r->has_creds ? r->user_id : "-", ms,
+            r->method, r->masked_path, r->status, r->is_authenticated ? r->user_id : "-", ms,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     request_release(r);
     *con_cls = NULL;

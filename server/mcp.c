@@ -731,11 +731,31 @@ static enum mcp_status handle_batch(struct mcp_server *m, const struct mcp_reque
     return batch_release(b, r) ? MCP_DONE : MCP_PENDING;
 }
 
+/* Whether one message, if it is handled, reads the user's credentials. */
+static bool message_needs_creds(const json_t *msg)
+{
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    return method && (strcmp(method, "tools/call") == 0 || strcmp(method, "initialize") == 0);
+}
+
+/* Whether a parsed body (a message or a batch) needs the user's credentials. */
+static bool needs_creds(const json_t *msg)
+{
+    if (!json_is_array(msg))
+        return message_needs_creds(msg);
+    for (size_t i = 0; i < json_array_size(msg); i++) {
+        if (message_needs_creds(json_array_get(msg, i)))
+            return true;
+    }
+    return false;
+}
+
 static enum mcp_status handle_post(struct mcp_server *m, const struct mcp_request *req,
                                    struct mcp_reply *r, const struct mcp_sink *sink)
 {
     enum mcp_status status = MCP_DONE;
     json_t *msg = NULL;
+    struct mcp_request with_creds;
     if (req->content_type && !is_json_content_type(req->content_type)) {
         reply_error(r, 415, NULL, RPC_TRANSPORT_ERROR,
                     "Unsupported Media Type: Content-Type must be application/json");
@@ -748,6 +768,16 @@ static enum mcp_status handle_post(struct mcp_server *m, const struct mcp_reques
         snprintf(text, sizeof(text), "Parse error: %s", jerr.text);
         reply_error(r, 400, NULL, RPC_PARSE_ERROR, text);
         goto out;
+    }
+    /* Credentials are opened (decrypted) only for the messages that use them. */
+    if (!req->creds && needs_creds(msg)) {
+        with_creds = *req;
+        with_creds.creds = req->open_creds ? req->open_creds(req->open_creds_ctx) : NULL;
+        if (!with_creds.creds) {
+            status = MCP_NOT_FOUND;
+            goto out;
+        }
+        req = &with_creds;
     }
     if (req->protocol_version && !is_supported_version(req->protocol_version)) {
         reply_error(r, 400, NULL, RPC_TRANSPORT_ERROR,

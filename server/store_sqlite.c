@@ -3,8 +3,11 @@
  * key file `master.key`, both in the data directory, unless the key comes
  * from a file of the operator's (a Docker secret). Token, record id and
  * sealing are done here with libsodium; the credentials' byte form comes
- * from creds.c. Any thread may call in: one mutex serialises the single
- * SQLite connection and the key set, and crypto runs outside it.
+ * from creds.c. Any thread may call in: one mutex serialises the main
+ * SQLite connection and the key set, and crypto runs outside it. The
+ * token check of store_find_id reads through a small pool of extra
+ * connections instead, so that it waits neither on that mutex nor on the
+ * activity writer.
  */
 #include "store.h"
 
@@ -56,6 +59,10 @@
 #define STRINGIFY_(x)        #x
 #define STRINGIFY(x)         STRINGIFY_(x)
 
+/* A record by its id; the main connection and the readers both use it (read_record). */
+#define FIND_SQL                                                                                   \
+    "SELECT key_version, sealed, last_used_at, public_id FROM users WHERE record_id = ?1"
+
 /* crypto_kdf contexts: exactly crypto_kdf_CONTEXTBYTES characters, one per purpose. */
 #define KDF_CTX_LOOKUP "tmlookup"
 #define KDF_CTX_SEAL   "tmsealer"
@@ -106,6 +113,18 @@ struct file_id {
     struct timespec mtime;
 };
 
+/*
+ * A read connection for store_find_id, with its one statement. A caller
+ * takes one from the store's idle list, uses it alone and gives it back, so
+ * no two threads ever share one; the list grows to the number of threads
+ * that check tokens at the same time (the HTTP pool's size).
+ */
+struct reader {
+    sqlite3 *db;
+    sqlite3_stmt *st_find; /* FIND_SQL */
+    struct reader *next;   /* in store.idle_readers */
+};
+
 struct store {
     /*
      * Guards db, every prepared statement, `keys`, `key_file` and
@@ -134,6 +153,10 @@ struct store {
     int64_t keys_checked_at; /* CLOCK_MONOTONIC seconds of the last look at master.key */
     /* A copy of keys.lookup_key: constant after open, so read without the lock. */
     unsigned char lookup_key[SUBKEY_LEN];
+    char *db_path;                /* store.db's path, for readers; constant after open */
+    pthread_mutex_t readers_lock; /* guards idle_readers; never held while a reader runs */
+    bool has_readers_lock;        /* readers_lock was initialised */
+    struct reader *idle_readers;  /* readers no thread is using */
 };
 
 /*
@@ -876,8 +899,7 @@ static enum tm_err prepare_statements(struct store *s)
         {offsetof(struct store, st_insert),
          "INSERT INTO users (record_id, public_id, key_version, label,"
          " is_read_only, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
-        {offsetof(struct store, st_find),
-         "SELECT key_version, sealed, last_used_at, public_id FROM users WHERE record_id = ?1"},
+        {offsetof(struct store, st_find), FIND_SQL},
         {offsetof(struct store, st_touch), "UPDATE users SET last_used_at = ?2"
                                            " WHERE record_id = ?1 AND last_used_at <= ?2 - ?3"},
         {offsetof(struct store, st_list),
@@ -912,7 +934,7 @@ static enum tm_err open_db(struct store *s, const char *data_dir)
 {
     enum tm_err err = TM_ERR_STORE;
     sqlite3_stmt *st = NULL;
-    char *path = NULL;
+    char *path = NULL; /* owned by s->db_path once built */
     size_t path_len;
     int fd;
     int rc;
@@ -934,6 +956,7 @@ static enum tm_err open_db(struct store *s, const char *data_dir)
         goto out;
     }
     snprintf(path, path_len, "%s/%s", data_dir, STORE_DB_FILE);
+    s->db_path = path;
 
     /* NOMUTEX: s->lock already serialises every use of this connection. */
     rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -974,8 +997,74 @@ static enum tm_err open_db(struct store *s, const char *data_dir)
     err = prepare_statements(s);
 out:
     sqlite3_finalize(st);
-    free(path);
     return err;
+}
+
+/* ---- read connections for the token check ------------------------------ */
+
+static void reader_close(struct reader *r)
+{
+    if (!r)
+        return;
+    sqlite3_finalize(r->st_find);
+    sqlite3_close(r->db);
+    free(r);
+}
+
+/*
+ * Opens one more read connection on store.db (already in WAL mode, its
+ * schema made by open_db). query_only: it never writes, so it never holds
+ * a write lock that the main connection or another process would wait on.
+ */
+static enum tm_err reader_open(const struct store *s, struct reader **out)
+{
+    enum tm_err err = TM_ERR_STORE;
+    struct reader *r = calloc(1, sizeof(*r));
+    int rc;
+
+    if (!r)
+        return TM_ERR_NOMEM;
+    rc = sqlite3_open_v2(s->db_path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        err = sql_fail(r->db, "reader_open", rc);
+        goto out;
+    }
+    sqlite3_extended_result_codes(r->db, 1);
+    sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
+    err = exec_sql(r->db, "reader_pragma", "PRAGMA query_only=ON");
+    if (err != TM_OK)
+        goto out;
+    err = prepare_stmt(r->db, FIND_SQL, &r->st_find);
+    if (err != TM_OK)
+        goto out;
+    *out = r;
+    r = NULL;
+out:
+    reader_close(r);
+    return err;
+}
+
+/* Takes an idle reader, or opens one when every reader is in use. */
+static enum tm_err reader_take(struct store *s, struct reader **out)
+{
+    pthread_mutex_lock(&s->readers_lock);
+    struct reader *r = s->idle_readers;
+    if (r)
+        s->idle_readers = r->next;
+    pthread_mutex_unlock(&s->readers_lock);
+    if (r) {
+        *out = r;
+        return TM_OK;
+    }
+    return reader_open(s, out);
+}
+
+static void reader_give_back(struct store *s, struct reader *r)
+{
+    pthread_mutex_lock(&s->readers_lock);
+    r->next = s->idle_readers;
+    s->idle_readers = r;
+    pthread_mutex_unlock(&s->readers_lock);
 }
 
 /* Creates data_dir (0700) if needed and opens it, so that later names resolve inside it. */
@@ -1019,6 +1108,9 @@ enum tm_err store_open(const char *data_dir, const char *key_file, struct store 
     if (pthread_mutex_init(&s->lock, NULL) != 0)
         goto out;
     s->has_lock = true;
+    if (pthread_mutex_init(&s->readers_lock, NULL) != 0)
+        goto out;
+    s->has_readers_lock = true;
 
     err = open_data_dir(data_dir, &s->dir_fd);
     if (err != TM_OK)
@@ -1059,6 +1151,11 @@ void store_close(struct store **sp)
     if (!sp || !*sp)
         return;
     s = *sp;
+    while (s->idle_readers) {
+        struct reader *r = s->idle_readers;
+        s->idle_readers = r->next;
+        reader_close(r);
+    }
     sqlite3_finalize(s->st_insert);
     sqlite3_finalize(s->st_find);
     sqlite3_finalize(s->st_touch);
@@ -1075,8 +1172,11 @@ void store_close(struct store **sp)
     if (s->dir_fd >= 0)
         close(s->dir_fd);
     free(s->key_path);
+    free(s->db_path);
     if (s->has_lock)
         pthread_mutex_destroy(&s->lock);
+    if (s->has_readers_lock)
+        pthread_mutex_destroy(&s->readers_lock);
     sodium_memzero(s, sizeof(*s));
     free(s);
     *sp = NULL;
@@ -1253,21 +1353,24 @@ struct loaded_record {
     char public_id[STORE_ID_LEN + 1];
 };
 
-static enum tm_err load_record(struct store *s, const unsigned char record_id[RECORD_ID_LEN],
+/*
+ * Reads the row of record_id with `st` (a find statement of `db`) into
+ * *rec. The caller holds whatever guards db.
+ */
+static enum tm_err read_record(sqlite3 *db, sqlite3_stmt *st,
+                               const unsigned char record_id[RECORD_ID_LEN],
                                struct loaded_record *rec)
 {
     enum tm_err err = TM_ERR_STORE;
-    sqlite3_stmt *st = s->st_find;
     unsigned char *copy = NULL;
     const void *blob;
     const char *public_id;
     int blob_len;
     int rc;
 
-    lock(s);
     rc = sqlite3_bind_blob(st, 1, record_id, RECORD_ID_LEN, SQLITE_STATIC);
     if (rc != SQLITE_OK) {
-        err = sql_fail(s->db, "find", rc);
+        err = sql_fail(db, "find", rc);
         goto out;
     }
     rc = sqlite3_step(st);
@@ -1276,7 +1379,7 @@ static enum tm_err load_record(struct store *s, const unsigned char record_id[RE
         goto out;
     }
     if (rc != SQLITE_ROW) {
-        err = sql_fail(s->db, "find", rc);
+        err = sql_fail(db, "find", rc);
         goto out;
     }
     blob = sqlite3_column_blob(st, 1);
@@ -1299,8 +1402,16 @@ static enum tm_err load_record(struct store *s, const unsigned char record_id[RE
 out:
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    unlock(s);
     free(copy);
+    return err;
+}
+
+static enum tm_err load_record(struct store *s, const unsigned char record_id[RECORD_ID_LEN],
+                               struct loaded_record *rec)
+{
+    lock(s);
+    enum tm_err err = read_record(s->db, s->st_find, record_id, rec);
+    unlock(s);
     return err;
 }
 
@@ -1357,15 +1468,15 @@ static int current_version(struct store *s)
 }
 
 /*
- * Finds and opens the record of `token`: on TM_OK *out holds the
- * credentials, *plain_out their encoded bytes (the caller wipes and frees
- * them with creds_wipe_free) and *rec the row. A record that exists but
- * does not open is TM_ERR_DENIED, logged here once with its public id.
+ * Opens `rec`, the row of `token`'s record: on TM_OK *out holds the
+ * credentials and *plain_out their encoded bytes (the caller wipes and
+ * frees them with creds_wipe_free). A record that exists but does not open
+ * is TM_ERR_DENIED, logged here once with its public id.
  */
-static enum tm_err open_record(struct store *s, const unsigned char token[TOKEN_BYTES],
-                               const unsigned char record_id[RECORD_ID_LEN],
-                               struct loaded_record *rec, struct creds *out,
-                               unsigned char **plain_out, size_t *plain_len_out)
+static enum tm_err unseal_record(struct store *s, const unsigned char token[TOKEN_BYTES],
+                                 const unsigned char record_id[RECORD_ID_LEN],
+                                 const struct loaded_record *rec, struct creds *out,
+                                 unsigned char **plain_out, size_t *plain_len_out)
 {
     enum tm_err err = TM_ERR_INTERNAL;
     unsigned char subkey[SUBKEY_LEN];
@@ -1376,9 +1487,6 @@ static enum tm_err open_record(struct store *s, const unsigned char token[TOKEN_
     struct creds found = {0};
     const char *reason = NULL; /* why a record that exists did not open; logged once */
 
-    err = load_record(s, record_id, rec);
-    if (err != TM_OK)
-        return err;
     if (rec->key_version < 1 || rec->key_version > MASTER_KEY_VERSION_MAX ||
         !seal_subkey_for(s, rec->key_version, subkey)) {
         reason = "key_version";
@@ -1428,6 +1536,18 @@ out:
     creds_cleanup(&found);
     creds_wipe_free(plain, plain_len);
     return err;
+}
+
+/* load_record, then unseal_record. */
+static enum tm_err open_record(struct store *s, const unsigned char token[TOKEN_BYTES],
+                               const unsigned char record_id[RECORD_ID_LEN],
+                               struct loaded_record *rec, struct creds *out,
+                               unsigned char **plain_out, size_t *plain_len_out)
+{
+    enum tm_err err = load_record(s, record_id, rec);
+    if (err != TM_OK)
+        return err;
+    return unseal_record(s, token, record_id, rec, out, plain_out, plain_len_out);
 }
 
 /*
@@ -1511,6 +1631,89 @@ out:
     creds_wipe_free(plain, plain_len);
     free(rec.sealed);
     return err;
+}
+
+/* A record found by store_find_id, still sealed, with what opening it takes. */
+struct store_sealed {
+    unsigned char token[TOKEN_BYTES]; /* wiped by store_sealed_free */
+    unsigned char record_id[RECORD_ID_LEN];
+    struct loaded_record rec;
+};
+
+enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_ID_LEN + 1],
+                          struct store_sealed **sealed_out)
+{
+    enum tm_err err = TM_ERR_STORE;
+    struct store_sealed *found = NULL;
+    struct reader *r = NULL;
+
+    if (sealed_out)
+        *sealed_out = NULL;
+    if (!s || !id_out)
+        return TM_ERR_INVALID;
+    found = calloc(1, sizeof(*found));
+    if (!found)
+        return TM_ERR_NOMEM;
+    if (!token_decode(token, found->token)) {
+        err = TM_ERR_NOT_FOUND;
+        goto out;
+    }
+    derive_record_id(s, found->token, found->record_id, NULL);
+    err = reader_take(s, &r);
+    if (err != TM_OK)
+        goto out;
+    /*
+     * Every call is its own read transaction, which starts from the newest
+     * commit of any connection or process: a URL revoked or rotated a moment
+     * ago is already gone here. Nothing about the record is cached.
+     */
+    err = read_record(r->db, r->st_find, found->record_id, &found->rec);
+    reader_give_back(s, r);
+    if (err != TM_OK)
+        goto out;
+    if (!is_public_id(found->rec.public_id)) {
+        err = TM_ERR_STORE;
+        goto out;
+    }
+    int64_t now = (int64_t)time(NULL);
+    if (now - found->rec.last_used_at >= TOUCH_INTERVAL_S)
+        touch_record(s, found->record_id, now);
+    memcpy(id_out, found->rec.public_id, STORE_ID_LEN + 1);
+    if (sealed_out) {
+        *sealed_out = found;
+        found = NULL;
+    }
+    err = TM_OK;
+out:
+    store_sealed_free(&found);
+    return err;
+}
+
+enum tm_err store_open_sealed(struct store *s, const struct store_sealed *sealed, struct creds *out)
+{
+    unsigned char *plain = NULL;
+    size_t plain_len = 0;
+
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (!s || !sealed || !out)
+        return TM_ERR_INVALID;
+    enum tm_err err =
+        unseal_record(s, sealed->token, sealed->record_id, &sealed->rec, out, &plain, &plain_len);
+    if (err == TM_OK && sealed->rec.key_version != current_version(s))
+        migrate_record(s, sealed->token, sealed->record_id, &sealed->rec, plain, plain_len);
+    creds_wipe_free(plain, plain_len);
+    return err;
+}
+
+void store_sealed_free(struct store_sealed **p)
+{
+    if (!p || !*p)
+        return;
+    free((*p)->rec.sealed);
+    sodium_memzero(*p, sizeof(**p));
+    free(*p);
+    *p = NULL;
 }
 
 /* Moves the record from old_id to new_id, sealed anew; one UPDATE, so all or nothing. */

@@ -166,6 +166,53 @@ describe('rotation and revocation from the command line', () => {
     await selectOne(users[1].url);
   });
 
+  // Listing tools, ping and notifications need no credentials, so the server
+  // does not open them for those; the URL check they get must still see a
+  // revocation or rotation made by another process on the very next request.
+  test('a session sees a revoke or rotate by the CLI on its very next request, even tools/list', async () => {
+    async function openSession(url) {
+      const init = await rawPost(url, INIT);
+      assert.equal(init.status, 200);
+      const sid = init.headers.get('mcp-session-id');
+      assert.ok(sid);
+      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' };
+      assert.equal((await rawPost(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, { headers })).status, 202);
+      return headers;
+    }
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+    const ping = { jsonrpc: '2.0', id: 3, method: 'ping' };
+    const a = await addUser({ dataDir, port: server.port, label: 'rot-next-a', dbUrl: emu.url, dbToken: RW });
+    const b = await addUser({ dataDir, port: server.port, label: 'rot-next-b', dbUrl: emu.url, dbToken: RW });
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const ha = await openSession(a.url);
+    const hb = await openSession(b.url);
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await rawPost(a.url, list, { headers: ha })).status, 200);
+      assert.equal((await rawPost(b.url, ping, { headers: hb })).status, 200);
+    }
+
+    const id = (await listUsers(dataDir)).users.find((u) => u.line.includes('rot-next-a'))?.id;
+    assert.ok(id);
+    assert.equal((await revokeUser(dataDir, id)).code, 0);
+    for (const body of [list, ping, { jsonrpc: '2.0', method: 'notifications/initialized' }]) {
+      const r = await rawPost(a.url, body, { headers: ha });
+      assert.equal(r.status, 404, JSON.stringify(body));
+      assert.equal(r.text, 'Not Found');
+    }
+
+    const r = await cli(['user', 'rotate'], { input: `${b.printedUrl}\n` });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await rawPost(b.url, list, { headers: hb })).status, 404);
+    assert.equal((await rawPost(b.url, ping, { headers: hb })).status, 404);
+    const fresh = `http://127.0.0.1:${server.port}/u/${URL_TOKEN_RE.exec(r.stdout)[1]}/mcp`;
+    const hf = await openSession(fresh);
+    const listed = await rawPost(fresh, list, { headers: hf });
+    assert.equal(listed.status, 200);
+    assert.ok(listed.json.result.tools.some((t) => t.name === 'turso_query'));
+    await selectOne(fresh);
+  });
+
   test('store check passes on the healthy store and reports a tampered one', async () => {
     let r = await cli(['store', 'check']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -182,5 +229,16 @@ describe('rotation and revocation from the command line', () => {
     } finally {
       db.close();
     }
+  });
+
+  // The URL check alone does not open the record; whatever needs the
+  // credentials does, and a record that does not open is a missing page.
+  test('a tampered record: initialize and tool calls are 404', async () => {
+    const tampered = users[1];
+    assert.equal((await rawPost(tampered.url, INIT)).status, 404);
+    const call = { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'turso_query', arguments: { sql: 'SELECT 1' } } };
+    const r = await rawPost(tampered.url, call, { headers: { 'mcp-session-id': 'f'.repeat(32) } });
+    assert.equal(r.status, 404);
+    assert.equal(r.text, 'Not Found');
   });
 });

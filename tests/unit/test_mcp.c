@@ -555,6 +555,115 @@ static void test_tool_calls(void)
     exchange_cleanup(&ex);
 }
 
+/* open_creds for test_lazy_creds: counts calls, and gives `creds` (NULL: the record does not open).
+ */
+struct opener {
+    int n_calls;
+    const struct creds *creds;
+};
+
+static const struct creds *count_open(void *ctx)
+{
+    struct opener *o = ctx;
+    o->n_calls++;
+    return o->creds;
+}
+
+static enum mcp_status lazy_post(const char *body, const char *sid, struct opener *o,
+                                 struct mcp_reply *reply)
+{
+    struct mcp_request req = {
+        .http_method = "POST",
+        .user_id = user,
+        .open_creds = count_open,
+        .open_creds_ctx = o,
+        .session_id = sid,
+        .content_type = "application/json",
+        .body = body,
+        .body_len = strlen(body),
+    };
+    struct mcp_reply late = {0};
+    late.status = -1;
+    struct mcp_sink sink = {.done = on_done, .ctx = &late};
+    enum mcp_status st = mcp_handle(server, &req, reply, &sink);
+    if (st == MCP_PENDING) {
+        ASSERT(late.status != -1);
+        *reply = late;
+    }
+    return st;
+}
+
+/*
+ * Credentials are opened only for the messages that use them (initialize,
+ * tools/call), once per request, and a record that does not open answers
+ * those as an unknown URL while the rest still works.
+ */
+static void test_lazy_creds(void)
+{
+    char sid[SESSION_ID_LEN + 1];
+    struct mcp_reply reply;
+    struct opener o = {.creds = &user_creds};
+    open_session(sid);
+
+    static const char *const without[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"logging/setLevel\",\"params\":{}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"no/such\"}",
+        "not json",
+    };
+    for (size_t i = 0; i < sizeof(without) / sizeof(without[0]); i++) {
+        ASSERT_INT_EQ(lazy_post(without[i], sid, &o, &reply), MCP_DONE);
+        free(reply.body);
+        ASSERT_INT_EQ(o.n_calls, 0);
+    }
+
+    /* A tool call opens them once; so does a batch of two calls. */
+    static const char call[] = "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\","
+                               "\"params\":{\"name\":\"turso_query\",\"arguments\":{}}}";
+    ASSERT(lazy_post(call, sid, &o, &reply) != MCP_NOT_FOUND);
+    ASSERT_INT_EQ(reply.status, 200);
+    free(reply.body);
+    ASSERT_INT_EQ(o.n_calls, 1);
+
+    char batch_sid[SESSION_ID_LEN + 1];
+    struct exchange ex =
+        exchange_full("POST",
+                      "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{"
+                      "\"protocolVersion\":\"2025-03-26\",\"capabilities\":{},"
+                      "\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}",
+                      NULL, NULL, "application/json", &user_creds, user);
+    memcpy(batch_sid, ex.session_id, sizeof(batch_sid));
+    exchange_cleanup(&ex);
+    o.n_calls = 0;
+    ASSERT_INT_EQ(lazy_post("[{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"ping\"},"
+                            "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\","
+                            "\"params\":{\"name\":\"turso_query\",\"arguments\":{}}},"
+                            "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\","
+                            "\"params\":{\"name\":\"turso_query\",\"arguments\":{}}}]",
+                            batch_sid, &o, &reply),
+                  MCP_DONE);
+    ASSERT_INT_EQ(reply.status, 200);
+    free(reply.body);
+    ASSERT_INT_EQ(o.n_calls, 1);
+
+    /* Credentials that do not open: calls and initialize are not found; tools/list still works. */
+    struct opener broken = {.creds = NULL};
+    memset(&reply, 0, sizeof(reply));
+    ASSERT_INT_EQ(lazy_post(call, sid, &broken, &reply), MCP_NOT_FOUND);
+    ASSERT_NULL(reply.body);
+    ASSERT_INT_EQ(lazy_post("{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\","
+                            "\"params\":{\"protocolVersion\":\"2025-11-25\"}}",
+                            NULL, &broken, &reply),
+                  MCP_NOT_FOUND);
+    ASSERT_NULL(reply.body);
+    ASSERT_INT_EQ(lazy_post(without[0], sid, &broken, &reply), MCP_DONE);
+    ASSERT_INT_EQ(reply.status, 200);
+    free(reply.body);
+    ASSERT_INT_EQ(broken.n_calls, 2);
+}
+
 /* Calls `tool` with `arguments` (JSON text) and returns the error text, which must contain `want`.
  */
 static void expect_tool_error(const char *sid, const struct creds *cr, const char *tool,
@@ -675,6 +784,7 @@ int main(void)
     RUN(test_notifications_and_responses);
     RUN(test_methods);
     RUN(test_tool_calls);
+    RUN(test_lazy_creds);
     RUN(test_batches);
     RUN(test_cancel_unknown);
     RUN(test_sql_tool_arguments);

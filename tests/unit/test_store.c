@@ -13,6 +13,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -961,6 +962,126 @@ static void test_revoke(void)
     sodium_memzero(token_b, sizeof(token_b));
 }
 
+/* What another process does to the store: `turso-mcp user revoke` or `user rotate`. */
+enum other_op { OTHER_REVOKE, OTHER_ROTATE };
+
+/*
+ * Runs `op` in a child process with a store of its own on `dir`, as the
+ * admin CLI would while the server runs. For a rotation the child writes
+ * the new token to new_token.
+ */
+static void in_other_process(const char *dir, enum other_op op, const char *arg,
+                             char new_token[STORE_TOKEN_LEN + 1])
+{
+    int fds[2];
+    ASSERT_INT_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        struct store *other = NULL;
+        char token[STORE_TOKEN_LEN + 1] = "";
+        char id[STORE_ID_LEN + 1];
+        enum tm_err err = store_open(dir, NULL, &other, NULL);
+        if (err == TM_OK)
+            err =
+                op == OTHER_REVOKE ? store_revoke(other, arg) : store_rotate(other, arg, token, id);
+        store_close(&other);
+        ssize_t n = write(fds[1], token, sizeof(token));
+        _exit(err == TM_OK && n == (ssize_t)sizeof(token) ? 0 : 1);
+    }
+    close(fds[1]);
+    int status = 0;
+    ASSERT_INT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char token[STORE_TOKEN_LEN + 1];
+    ASSERT_INT_EQ(read(fds[0], token, sizeof(token)), (ssize_t)sizeof(token));
+    close(fds[0]);
+    if (new_token)
+        memcpy(new_token, token, sizeof(token));
+    sodium_memzero(token, sizeof(token));
+}
+
+/*
+ * The token check of requests that need no credentials: it names the user
+ * without opening the record, and a revocation or rotation committed by
+ * another process shows on the very next check.
+ */
+static void test_find_id(void)
+{
+    char dir[256];
+    struct store *s = open_new(dir, sizeof(dir));
+    char token_a[STORE_TOKEN_LEN + 1], id_a[STORE_ID_LEN + 1];
+    char token_b[STORE_TOKEN_LEN + 1], id_b[STORE_ID_LEN + 1];
+    char fresh[STORE_TOKEN_LEN + 1];
+    char id[STORE_ID_LEN + 1];
+
+    add_user(s, "a", false, token_a, id_a);
+    add_user(s, "b", false, token_b, id_b);
+    ASSERT_INT_EQ(store_find_id(s, token_a, id, NULL), TM_OK);
+    ASSERT_STR_EQ(id, id_a);
+    ASSERT_INT_EQ(store_find_id(s, token_b, id, NULL), TM_OK);
+    ASSERT_STR_EQ(id, id_b);
+
+    /* Unknown and malformed tokens name nobody. */
+    struct store_sealed *sealed = (struct store_sealed *)1;
+    static const char *const unknown[] = {"CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC", "", NULL,
+                                          "' OR 1=1 --"};
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        ASSERT_INT_EQ(store_find_id(s, unknown[i], id, &sealed), TM_ERR_NOT_FOUND);
+        ASSERT_NULL(sealed);
+    }
+
+    /* What it found opens later into the same credentials, as store_find would. */
+    struct creds in, out;
+    fill_creds(&in, "c", true);
+    char token_c[STORE_TOKEN_LEN + 1], id_c[STORE_ID_LEN + 1];
+    ASSERT_INT_EQ(store_add(s, &in, token_c, id_c), TM_OK);
+    ASSERT_INT_EQ(store_find_id(s, token_c, id, &sealed), TM_OK);
+    ASSERT_STR_EQ(id, id_c);
+    ASSERT_INT_EQ(store_open_sealed(s, sealed, &out), TM_OK);
+    assert_creds_eq(&in, &out);
+    creds_cleanup(&out);
+    creds_cleanup(&in);
+    store_sealed_free(&sealed);
+    ASSERT_NULL(sealed);
+    store_sealed_free(&sealed);
+
+    /* It does not open the record: a tampered blob still names its user; opening refuses it. */
+    sqlite3 *db = db_open(dir);
+    size_t len = 0;
+    unsigned char *orig = get_sealed(db, id_a, &len);
+    set_sealed(db, id_a, orig, len - 1);
+    ASSERT_INT_EQ(store_find_id(s, token_a, id, &sealed), TM_OK);
+    ASSERT_INT_EQ(store_open_sealed(s, sealed, &out), TM_ERR_DENIED);
+    assert_clean(&out);
+    store_sealed_free(&sealed);
+    ASSERT_INT_EQ(find(s, token_a), TM_ERR_DENIED);
+    set_sealed(db, id_a, orig, len);
+    sqlite3_close(db);
+    free(orig);
+
+    /* Another process revokes a: the next check already misses it; b is untouched. */
+    in_other_process(dir, OTHER_REVOKE, id_a, NULL);
+    ASSERT_INT_EQ(store_find_id(s, token_a, id, NULL), TM_ERR_NOT_FOUND);
+    ASSERT_INT_EQ(store_find_id(s, token_b, id, NULL), TM_OK);
+
+    /* Another process rotates b: the old token is dead at the next check, the new one is b. */
+    in_other_process(dir, OTHER_ROTATE, token_b, fresh);
+    ASSERT_INT_EQ(store_find_id(s, token_b, id, NULL), TM_ERR_NOT_FOUND);
+    ASSERT_INT_EQ(store_find_id(s, fresh, id, NULL), TM_OK);
+    ASSERT_STR_EQ(id, id_b);
+
+    /* And this process's own revocation shows the same way. */
+    ASSERT_INT_EQ(store_revoke(s, id_b), TM_OK);
+    ASSERT_INT_EQ(store_find_id(s, fresh, id, NULL), TM_ERR_NOT_FOUND);
+
+    store_close(&s);
+    sodium_memzero(token_a, sizeof(token_a));
+    sodium_memzero(token_b, sizeof(token_b));
+    sodium_memzero(fresh, sizeof(fresh));
+    sodium_memzero(token_c, sizeof(token_c));
+}
+
 static void assert_no_secrets_in(const char *path, const char *tokens[], size_t n_tokens,
                                  bool must_exist)
 {
@@ -1819,6 +1940,7 @@ int main(void)
     RUN(test_sealed_format);
     RUN(test_list);
     RUN(test_revoke);
+    RUN(test_find_id);
     RUN(test_no_plaintext_secrets);
     RUN(test_last_used);
     RUN(test_too_large_creds);
