@@ -345,6 +345,19 @@ static void test_batches(void)
                   -32600);
     exchange_cleanup(&ex);
 
+    /* tools/list in a batch: the whole answer, the same as alone, inside the array. */
+    ex = post("[{\"jsonrpc\":\"2.0\",\"id\":\"l\\\"1\",\"method\":\"tools/list\"},"
+              "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\"}]",
+              sid);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT_INT_EQ(json_array_size(ex.body), 2);
+    const json_t *listed = json_array_get(ex.body, 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(listed, "id")), "l\"1");
+    json_t *alone = json_loads(tool_registry_list_json(), 0, NULL);
+    ASSERT(json_equal(json_object_get(listed, "result"), alone));
+    json_decref(alone);
+    exchange_cleanup(&ex);
+
     ex = post("[{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}]", sid);
     ASSERT_INT_EQ(ex.status, 202);
     exchange_cleanup(&ex);
