@@ -883,7 +883,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_init(&r->lock, NULL);
         atomic_init(&r->refs, 1);
         buf_init(&r->body, (size_t)h->cfg->max_body_bytes);
-        snprintf(r->method, sizeof(r->method), "%s", method);
+        size_t method_len = strnlen(method, sizeof(r->method) - 1);
+        memcpy(r->method, method, method_len); /* r is zeroed: the NUL is there */
         log_mask_path(url, r->masked_path, sizeof(r->masked_path));
         r->route = route_path(url, r);
         r->route_has_path_token = r->has_token;

@@ -166,6 +166,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
     (void)w;
 }
 
+/* Appends len bytes of s to out (n used of out_len), truncating, and keeps it NUL-terminated. */
+static void append_bytes(char *out, size_t out_len, size_t *n, const char *s, size_t len)
+{
+    if (len > out_len - 1 - *n)
+        len = out_len - 1 - *n;
+    memcpy(out + *n, s, len);
+    *n += len;
+    out[*n] = '\0';
+}
+
 void log_mask_path(const char *path, char *out, size_t out_len)
 {
     if (!out_len)
@@ -173,16 +183,12 @@ void log_mask_path(const char *path, char *out, size_t out_len)
     out[0] = '\0';
     if (!path)
         return;
-    size_t path_len = strcspn(path, "?");
-    const char *masked = "";
-    size_t keep = path_len;
-    const char *rest = "";
+    size_t n = 0;
+    const char *rest = path;
     /* `/u/<token>` and `/u/<token>/...`: the segment after /u/ is the secret. */
     if (strncmp(path, "/u/", 3) == 0) {
-        keep = 3;
-        masked = "***";
+        append_bytes(out, out_len, &n, "/u/***", 6);
         rest = path + 3 + strcspn(path + 3, "/?");
     }
-    size_t rest_len = strcspn(rest, "?");
-    snprintf(out, out_len, "%.*s%s%.*s", (int)keep, path, masked, (int)rest_len, rest);
+    append_bytes(out, out_len, &n, rest, strcspn(rest, "?"));
 }

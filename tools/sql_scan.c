@@ -25,8 +25,9 @@ static const char *const read_starts[] = {"SELECT", "VALUES", "WITH", "EXPLAIN"}
 
 static bool word_in(const char *w, const char *const *list, size_t n)
 {
+    /* The first letter rules out most keywords without a call. */
     for (size_t i = 0; i < n; i++)
-        if (strcmp(w, list[i]) == 0)
+        if (w[0] == list[i][0] && strcmp(w, list[i]) == 0)
             return true;
     return false;
 }

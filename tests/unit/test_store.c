@@ -500,6 +500,27 @@ static void test_malformed_tokens(void)
     bad[STORE_TOKEN_LEN - 1] = alphabet[idx + 1];
     ASSERT_INT_EQ(find(s, bad), TM_ERR_NOT_FOUND);
 
+    /* Every byte that is not in the alphabet, at the first and the last position. */
+    for (int c = 1; c < 256; c++) {
+        if (strchr(alphabet, c))
+            continue;
+        for (size_t at = 0; at < STORE_TOKEN_LEN; at += STORE_TOKEN_LEN - 1) {
+            memcpy(bad, token, STORE_TOKEN_LEN + 1);
+            bad[at] = (char)c;
+            ASSERT_INT_EQ(find(s, bad), TM_ERR_NOT_FOUND);
+        }
+    }
+
+    /* Random tokens (each alphabet character many times over) all decode to their record. */
+    for (int i = 0; i < 32; i++) {
+        char more[STORE_TOKEN_LEN + 1], more_id[STORE_ID_LEN + 1], found_id[STORE_ID_LEN + 1];
+        add_user(s, "more", false, more, more_id);
+        ASSERT_INT_EQ(find(s, more), TM_OK);
+        ASSERT_INT_EQ(store_find_id(s, more, found_id, NULL), TM_OK);
+        ASSERT_STR_EQ(found_id, more_id);
+        sodium_memzero(more, sizeof(more));
+    }
+
     /* The real token still works. */
     ASSERT_INT_EQ(find(s, token), TM_OK);
     store_close(&s);
