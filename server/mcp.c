@@ -73,12 +73,11 @@ struct mcp_server {
     struct pending_call *calls;     /* tool calls in flight, for cancellation */
     size_t n_calls;
     /*
-     * `,"result":<tools/list result>}`, made once from the registry's
-     * frozen text, so that a tools/list reply is its id's head and one copy
-     * of this, without measuring or joining the ~24 KB per request.
+     * The registry's tools/list result (frozen text, borrowed) and its
+     * length, measured once rather than on every tools/list (~24 KB).
      */
-    char *list_tail;
-    size_t list_tail_len;
+    const char *list_json;
+    size_t list_json_len;
 };
 
 enum tm_err mcp_server_create(struct session_table *sessions, const struct tool_env *env,
@@ -89,20 +88,8 @@ enum tm_err mcp_server_create(struct session_table *sessions, const struct tool_
         return TM_ERR_NOMEM;
     m->sessions = sessions;
     m->env = env;
-    static const char mid[] = ",\"result\":";
-    const char *list = tool_registry_list_json();
-    size_t list_len = list ? strlen(list) : 0;
-    char *tail = list ? malloc(sizeof(mid) - 1 + list_len + 2) : NULL;
-    if (!tail) {
-        free(m);
-        return TM_ERR_NOMEM;
-    }
-    memcpy(tail, mid, sizeof(mid) - 1);
-    memcpy(tail + sizeof(mid) - 1, list, list_len);
-    m->list_tail_len = sizeof(mid) - 1 + list_len + 1;
-    tail[m->list_tail_len - 1] = '}';
-    tail[m->list_tail_len] = '\0';
-    m->list_tail = tail;
+    m->list_json = tool_registry_list_json();
+    m->list_json_len = m->list_json ? strlen(m->list_json) : 0;
     pthread_mutex_init(&m->calls_lock, NULL);
     *out = m;
     return TM_OK;
@@ -113,7 +100,6 @@ void mcp_server_destroy(struct mcp_server **m)
     if (!m || !*m)
         return;
     pthread_mutex_destroy(&(*m)->calls_lock);
-    free((*m)->list_tail);
     free(*m);
     *m = NULL;
 }
@@ -171,14 +157,32 @@ static void reply_result(struct mcp_reply *r, const json_t *id, json_t *result)
 }
 
 /*
+ * The request id as JSON text, into `number` for an integer (the usual
+ * case, without jansson's writer) or into *dumped for a string, which may
+ * need escaping (the caller frees it). NULL when out of memory.
+ */
+static const char *id_json(const json_t *id, char number[32], char **dumped)
+{
+    *dumped = NULL;
+    if (json_is_integer(id)) {
+        snprintf(number, 32, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+        return number;
+    }
+    *dumped = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+    return *dumped;
+}
+
+/*
  * A result given as ready JSON text (`len` bytes, borrowed: the cached
  * tools/list or a tool's result), without re-parsing it.
  */
 static void reply_result_raw(struct mcp_reply *r, const json_t *id, const char *result, size_t len)
 {
-    char *id_text = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+    char number[32];
+    char *dumped;
+    const char *id_text = id_json(id, number, &dumped);
     if (!id_text || !result) {
-        free(id_text);
+        free(dumped);
         reply_error(r, 200, id, RPC_INTERNAL_ERROR, "Internal error");
         return;
     }
@@ -188,7 +192,7 @@ static void reply_result_raw(struct mcp_reply *r, const json_t *id, const char *
     size_t body_len = sizeof(head) - 1 + id_len + sizeof(mid) - 1 + len + 1;
     char *body = malloc(body_len + 1);
     if (!body) {
-        free(id_text);
+        free(dumped);
         reply_json(r, 500, NULL);
         return;
     }
@@ -204,46 +208,10 @@ static void reply_result_raw(struct mcp_reply *r, const json_t *id, const char *
     p += len;
     *p++ = '}';
     *p = '\0';
-    free(id_text);
-    r->status = 200;
-    r->body = body;
-    r->body_len = body_len;
-    r->content_type = "application/json";
-}
-
-/*
- * The tools/list answer: `{"jsonrpc":"2.0","id":<id>` and the server's
- * list_tail, in one buffer. (Handing libmicrohttpd the tail as a second
- * iovec saves this copy but makes it send the headers in a packet of their
- * own, one more system call and wakeup per reply, which costs more.)
- */
-static void reply_tools_list(struct mcp_server *m, struct mcp_reply *r, const json_t *id)
-{
-    static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
-    char number[32];
-    char *dumped = NULL; /* a string id, escaped by jansson's writer */
-    const char *id_text = number;
-    if (json_is_integer(id)) {
-        snprintf(number, sizeof(number), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-    } else {
-        dumped = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
-        id_text = dumped;
-    }
-    size_t id_len = id_text ? strlen(id_text) : 0;
-    size_t len = sizeof(head) - 1 + id_len + m->list_tail_len;
-    char *body = id_text ? malloc(len + 1) : NULL;
-    if (!body) {
-        free(dumped);
-        reply_json(r, 500, NULL);
-        return;
-    }
-    memcpy(body, head, sizeof(head) - 1);
-    memcpy(body + sizeof(head) - 1, id_text, id_len);
-    memcpy(body + sizeof(head) - 1 + id_len, m->list_tail, m->list_tail_len + 1);
     free(dumped);
     r->status = 200;
     r->body = body;
-    r->body_len = len;
+    r->body_len = body_len;
     r->content_type = "application/json";
 }
 
@@ -301,10 +269,19 @@ static void notify_progress(struct pending_call *p, double progress, const char 
                         "progress", progress, "total", 1.0, "message", message));
 }
 
+/*
+ * Whether a log message at `level` goes to the client: only on a stream,
+ * and at or above the level the session set. Callers ask before building
+ * the message, which most calls would only throw away.
+ */
+static bool wants_log(const struct pending_call *p, int level)
+{
+    return p->is_streaming && p->log_level >= 0 && level >= p->log_level;
+}
+
 static void notify_log(struct pending_call *p, int level, json_t *data)
 {
-    /* Only messages at or above the level the session set. */
-    if (!p->is_streaming || p->log_level < 0 || level < p->log_level) {
+    if (!wants_log(p, level)) {
         json_decref(data);
         return;
     }
@@ -390,9 +367,10 @@ static void finish(struct pending_call *p, json_t *result, char *text, size_t te
     if (atomic_load(&p->is_cancelled)) {
         reply.is_cancelled = true;
     } else {
-        notify_log(p, LOG_LEVEL_INFO,
-                   json_pack("{s:s, s:s, s:f}", "tool", p->tool_name, "outcome",
-                             is_error ? "error" : "ok", "duration_ms", ms));
+        if (wants_log(p, LOG_LEVEL_INFO))
+            notify_log(p, LOG_LEVEL_INFO,
+                       json_pack("{s:s, s:s, s:f}", "tool", p->tool_name, "outcome",
+                                 is_error ? "error" : "ok", "duration_ms", ms));
         notify_progress(p, 1.0, is_error ? "Failed" : "Done");
         if (text) {
             reply_result_raw(&reply, p->id, text, text_len);
@@ -535,7 +513,9 @@ static enum mcp_status handle_tools_call(struct mcp_server *m, const struct mcp_
                                             strcmp(session->version, "2025-11-25") >= 0);
     calls_add(m, p);
     notify_progress(p, 0.0, "Calling Turso");
-    notify_log(p, LOG_LEVEL_DEBUG, json_pack("{s:s, s:s}", "tool", tool->name, "event", "started"));
+    if (wants_log(p, LOG_LEVEL_DEBUG))
+        notify_log(p, LOG_LEVEL_DEBUG,
+                   json_pack("{s:s, s:s}", "tool", tool->name, "event", "started"));
     /* Everything the tool sends upstream, now or from its callbacks, belongs to this call. */
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -624,7 +604,7 @@ static enum mcp_status handle_message(struct mcp_server *m, const struct mcp_req
         if (json_object_get(params, "cursor"))
             reply_error(r, 200, id, RPC_INVALID_PARAMS, "Invalid params: unknown cursor");
         else
-            reply_tools_list(m, r, id);
+            reply_result_raw(r, id, m->list_json, m->list_json_len);
     } else if (strcmp(method, "tools/call") == 0)
         return handle_tools_call(m, req, session, id, params, r, sink);
     else if (strcmp(method, "logging/setLevel") == 0)
