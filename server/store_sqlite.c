@@ -7,7 +7,8 @@
  * SQLite connection and the key set, and crypto runs outside it. The
  * token check of store_find_id reads through a small pool of extra
  * connections instead, so that it waits neither on that mutex nor on the
- * activity writer.
+ * activity writer, and skips SQLite altogether while SQLite's WAL-index
+ * header shows that nothing was committed since it last asked.
  */
 #include "store.h"
 
@@ -15,12 +16,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +61,19 @@
 #define ACTIVITY_OUTCOME_MAX 16
 #define STRINGIFY_(x)        #x
 #define STRINGIFY(x)         STRINGIFY_(x)
+
+/*
+ * SQLite's WAL-index header: the first 48 bytes of store.db-shm, written
+ * twice in a row (copies at 0 and 48) by whichever connection commits,
+ * in any process. It holds a counter that each commit increments, the
+ * WAL's last frame, its salts and a checksum, so while it reads the same
+ * no transaction has been committed (walformat.html, "The WAL-Index
+ * Header"). Its byte 12 is isInit.
+ */
+#define WAL_HDR_LEN     48
+#define WAL_HDR_IS_INIT 12
+/* Users whose URL check store_find_id can answer without SQLite (see struct live_cache). */
+#define LIVE_SLOTS 64
 
 /* A record by its id; the main connection and the readers both use it (read_record). */
 #define FIND_SQL                                                                                   \
@@ -125,6 +141,29 @@ struct reader {
     struct reader *next;   /* in store.idle_readers */
 };
 
+/* A record that was live when the store was in the state live_cache.state names. */
+struct live_entry {
+    bool is_used;
+    unsigned char record_id[RECORD_ID_LEN];
+    char public_id[STORE_ID_LEN + 1];
+    int64_t last_used_at;
+};
+
+/*
+ * What store_find_id learnt from SQLite, valid for as long as nothing is
+ * committed: each entry says a record id was live in the state `state`,
+ * and the whole cache is dropped as soon as the WAL-index header differs
+ * from it. Only public facts: record ids (hashes of tokens, as stored in
+ * the file) and public ids; never a token, a key or a credential.
+ */
+struct live_cache {
+    pthread_mutex_t lock; /* guards everything here; never held during SQL */
+    bool has_lock;
+    bool has_state;
+    unsigned char state[WAL_HDR_LEN];
+    struct live_entry slots[LIVE_SLOTS];
+};
+
 struct store {
     /*
      * Guards db, every prepared statement, `keys`, `key_file` and
@@ -157,6 +196,14 @@ struct store {
     pthread_mutex_t readers_lock; /* guards idle_readers; never held while a reader runs */
     bool has_readers_lock;        /* readers_lock was initialised */
     struct reader *idle_readers;  /* readers no thread is using */
+    /*
+     * store.db-shm's first page, mapped read-only to read the WAL-index
+     * header, or NULL (then every URL check goes to SQLite). SQLite never
+     * truncates the file while a connection of ours has the store open.
+     */
+    const unsigned char *shm;
+    size_t shm_len;
+    struct live_cache live;
 };
 
 /*
@@ -1092,6 +1139,103 @@ static void reader_give_back(struct store *s, struct reader *r)
     pthread_mutex_unlock(&s->readers_lock);
 }
 
+/* ---- the URL check's cache, kept while nothing is committed ------------- */
+
+/*
+ * Maps store.db-shm's header read-only for wal_state. open_db has run
+ * queries, so SQLite has made and initialised the file. Without it (say a
+ * file system where SQLite keeps the index elsewhere) there is no cache.
+ */
+static void map_shm(struct store *s)
+{
+    struct stat st;
+    int fd = openat(s->dir_fd, STORE_DB_FILE "-shm", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0 && st.st_size >= 2 * WAL_HDR_LEN) {
+        void *p = mmap(NULL, 2 * WAL_HDR_LEN, PROT_READ, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED) {
+            s->shm = p;
+            s->shm_len = 2 * WAL_HDR_LEN;
+        }
+    }
+    close(fd);
+}
+
+/*
+ * Reads the WAL-index header into out, as SQLite's readers do: a writer
+ * updates the second copy, then the first, so the first is read before the
+ * second and the two must agree. False when they do not (a commit is being
+ * written) or the index is not initialised: then the state is unknown.
+ */
+static bool wal_state(const struct store *s, unsigned char out[WAL_HDR_LEN])
+{
+    const volatile unsigned char *hdr = s->shm;
+    unsigned char second[WAL_HDR_LEN];
+    if (!hdr)
+        return false;
+    atomic_thread_fence(memory_order_acquire);
+    for (size_t i = 0; i < WAL_HDR_LEN; i++)
+        out[i] = hdr[i];
+    atomic_thread_fence(memory_order_acquire);
+    for (size_t i = 0; i < WAL_HDR_LEN; i++)
+        second[i] = hdr[WAL_HDR_LEN + i];
+    return memcmp(out, second, WAL_HDR_LEN) == 0 && out[WAL_HDR_IS_INIT] == 1;
+}
+
+static struct live_entry *live_slot(struct live_cache *c, const unsigned char id[RECORD_ID_LEN])
+{
+    /* Record ids are keyed hashes already: any byte spreads them evenly. */
+    return &c->slots[id[0] % LIVE_SLOTS];
+}
+
+/*
+ * Whether `record_id` was found live in the state `state` (the header read
+ * just now): fills *e from the cache. A different state means commits
+ * happened since the cache was filled, so all of it is dropped first.
+ */
+static bool live_find(struct store *s, const unsigned char state[WAL_HDR_LEN],
+                      const unsigned char record_id[RECORD_ID_LEN], struct live_entry *e)
+{
+    struct live_cache *c = &s->live;
+    bool is_found = false;
+    pthread_mutex_lock(&c->lock);
+    if (!c->has_state || memcmp(c->state, state, WAL_HDR_LEN) != 0) {
+        memset(c->slots, 0, sizeof(c->slots));
+        memcpy(c->state, state, WAL_HDR_LEN);
+        c->has_state = true;
+    } else {
+        const struct live_entry *slot = live_slot(c, record_id);
+        if (slot->is_used && memcmp(slot->record_id, record_id, RECORD_ID_LEN) == 0) {
+            *e = *slot;
+            is_found = true;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return is_found;
+}
+
+/*
+ * Notes a record SQLite found live, read after `state` was read: kept only
+ * if the cache is still in that state (no commit seen since), which may be
+ * older than what SQLite showed but never newer.
+ */
+static void live_note(struct store *s, const unsigned char state[WAL_HDR_LEN],
+                      const unsigned char record_id[RECORD_ID_LEN], const char *public_id,
+                      int64_t last_used_at)
+{
+    struct live_cache *c = &s->live;
+    pthread_mutex_lock(&c->lock);
+    if (c->has_state && memcmp(c->state, state, WAL_HDR_LEN) == 0) {
+        struct live_entry *slot = live_slot(c, record_id);
+        slot->is_used = true;
+        memcpy(slot->record_id, record_id, RECORD_ID_LEN);
+        memcpy(slot->public_id, public_id, STORE_ID_LEN + 1);
+        slot->last_used_at = last_used_at;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
 /* Creates data_dir (0700) if needed and opens it, so that later names resolve inside it. */
 static enum tm_err open_data_dir(const char *data_dir, int *dir_fd)
 {
@@ -1136,6 +1280,9 @@ enum tm_err store_open(const char *data_dir, const char *key_file, struct store 
     if (pthread_mutex_init(&s->readers_lock, NULL) != 0)
         goto out;
     s->has_readers_lock = true;
+    if (pthread_mutex_init(&s->live.lock, NULL) != 0)
+        goto out;
+    s->live.has_lock = true;
 
     err = open_data_dir(data_dir, &s->dir_fd);
     if (err != TM_OK)
@@ -1158,6 +1305,7 @@ enum tm_err store_open(const char *data_dir, const char *key_file, struct store 
     err = open_db(s, data_dir);
     if (err != TM_OK)
         goto out;
+    map_shm(s);
 
     *out = s;
     s = NULL;
@@ -1202,6 +1350,10 @@ void store_close(struct store **sp)
         pthread_mutex_destroy(&s->lock);
     if (s->has_readers_lock)
         pthread_mutex_destroy(&s->readers_lock);
+    if (s->live.has_lock)
+        pthread_mutex_destroy(&s->live.lock);
+    if (s->shm)
+        munmap((void *)s->shm, s->shm_len);
     sodium_memzero(s, sizeof(*s));
     free(s);
     *sp = NULL;
@@ -1667,15 +1819,30 @@ out:
 struct store_sealed {
     unsigned char token[TOKEN_BYTES]; /* wiped by store_sealed_free */
     unsigned char record_id[RECORD_ID_LEN];
+    bool has_row; /* rec was read; a check answered by the cache read nothing */
     struct loaded_record rec;
 };
+
+/* Reads the row of a record through a reader connection: its own read transaction. */
+static enum tm_err read_fresh(struct store *s, const unsigned char record_id[RECORD_ID_LEN],
+                              struct loaded_record *rec)
+{
+    struct reader *r = NULL;
+    enum tm_err err = reader_take(s, &r);
+    if (err != TM_OK)
+        return err;
+    err = read_record(r->db, r->st_find, record_id, rec);
+    reader_give_back(s, r);
+    return err;
+}
 
 enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_ID_LEN + 1],
                           struct store_sealed **sealed_out)
 {
     enum tm_err err = TM_ERR_STORE;
     struct store_sealed *found = NULL;
-    struct reader *r = NULL;
+    unsigned char state[WAL_HDR_LEN];
+    struct live_entry hit;
 
     if (sealed_out)
         *sealed_out = NULL;
@@ -1689,21 +1856,28 @@ enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_
         goto out;
     }
     derive_record_id(s, found->token, found->record_id, NULL);
-    err = reader_take(s, &r);
-    if (err != TM_OK)
-        goto out;
     /*
-     * Every call is its own read transaction, which starts from the newest
-     * commit of any connection or process: a URL revoked or rotated a moment
-     * ago is already gone here. Nothing about the record is cached.
+     * A revocation or rotation committed by any connection or process
+     * before this call changes the WAL-index header, which is read first:
+     * the cache answers only while the header is what it was when SQLite
+     * found the record live. Otherwise SQLite is asked, in a read
+     * transaction that starts from the newest commit.
      */
-    err = read_record(r->db, r->st_find, found->record_id, &found->rec);
-    reader_give_back(s, r);
-    if (err != TM_OK)
-        goto out;
-    if (!is_public_id(found->rec.public_id)) {
-        err = TM_ERR_STORE;
-        goto out;
+    bool has_state = wal_state(s, state);
+    if (has_state && live_find(s, state, found->record_id, &hit)) {
+        memcpy(found->rec.public_id, hit.public_id, STORE_ID_LEN + 1);
+        found->rec.last_used_at = hit.last_used_at;
+    } else {
+        err = read_fresh(s, found->record_id, &found->rec);
+        if (err != TM_OK)
+            goto out;
+        found->has_row = true;
+        if (!is_public_id(found->rec.public_id)) {
+            err = TM_ERR_STORE;
+            goto out;
+        }
+        if (has_state)
+            live_note(s, state, found->record_id, found->rec.public_id, found->rec.last_used_at);
     }
     int64_t now = (int64_t)time(NULL);
     if (now - found->rec.last_used_at >= TOUCH_INTERVAL_S)
@@ -1721,18 +1895,30 @@ out:
 
 enum tm_err store_open_sealed(struct store *s, const struct store_sealed *sealed, struct creds *out)
 {
+    struct loaded_record fresh = {0};
+    const struct loaded_record *rec;
     unsigned char *plain = NULL;
     size_t plain_len = 0;
+    enum tm_err err;
 
     if (out)
         memset(out, 0, sizeof(*out));
     if (!s || !sealed || !out)
         return TM_ERR_INVALID;
-    enum tm_err err =
-        unseal_record(s, sealed->token, sealed->record_id, &sealed->rec, out, &plain, &plain_len);
-    if (err == TM_OK && sealed->rec.key_version != current_version(s))
-        migrate_record(s, sealed->token, sealed->record_id, &sealed->rec, plain, plain_len);
+    rec = &sealed->rec;
+    if (!sealed->has_row) {
+        /* The check came from the cache: read the row now (gone if revoked meanwhile). */
+        err = read_fresh(s, sealed->record_id, &fresh);
+        if (err != TM_OK)
+            goto out;
+        rec = &fresh;
+    }
+    err = unseal_record(s, sealed->token, sealed->record_id, rec, out, &plain, &plain_len);
+    if (err == TM_OK && rec->key_version != current_version(s))
+        migrate_record(s, sealed->token, sealed->record_id, rec, plain, plain_len);
+out:
     creds_wipe_free(plain, plain_len);
+    free(fresh.sealed);
     return err;
 }
 

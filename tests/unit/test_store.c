@@ -1054,6 +1054,7 @@ static void test_find_id(void)
 
     /* What it found opens later into the same credentials, as store_find would. */
     struct creds in, out;
+    struct store_sealed *sealed_again = NULL;
     fill_creds(&in, "c", true);
     char token_c[STORE_TOKEN_LEN + 1], id_c[STORE_ID_LEN + 1];
     ASSERT_INT_EQ(store_add(s, &in, token_c, id_c), TM_OK);
@@ -1081,9 +1082,30 @@ static void test_find_id(void)
     sqlite3_close(db);
     free(orig);
 
+    /*
+     * Repeated checks with nothing committed in between may be answered
+     * without SQLite; whatever is committed next must still show at once.
+     * Each change below follows such checks, and is checked right after.
+     */
+    for (int i = 0; i < 3; i++) {
+        ASSERT_INT_EQ(store_find_id(s, token_a, id, NULL), TM_OK);
+        ASSERT_STR_EQ(id, id_a);
+        ASSERT_INT_EQ(store_find_id(s, token_b, id, NULL), TM_OK);
+        ASSERT_STR_EQ(id, id_b);
+    }
+    /* Found from the cache, the record still opens (its row is read then). */
+    ASSERT_INT_EQ(store_find_id(s, token_c, id, &sealed), TM_OK);
+    store_sealed_free(&sealed);
+    ASSERT_INT_EQ(store_find_id(s, token_c, id, &sealed_again), TM_OK);
+    ASSERT_INT_EQ(store_open_sealed(s, sealed_again, &out), TM_OK);
+    ASSERT_STR_EQ(out.label, "c");
+    creds_cleanup(&out);
+    store_sealed_free(&sealed_again);
+
     /* Another process revokes a: the next check already misses it; b is untouched. */
     in_other_process(dir, OTHER_REVOKE, id_a, NULL);
     ASSERT_INT_EQ(store_find_id(s, token_a, id, NULL), TM_ERR_NOT_FOUND);
+    ASSERT_INT_EQ(store_find_id(s, token_b, id, NULL), TM_OK);
     ASSERT_INT_EQ(store_find_id(s, token_b, id, NULL), TM_OK);
 
     /* Another process rotates b: the old token is dead at the next check, the new one is b. */
@@ -1091,8 +1113,18 @@ static void test_find_id(void)
     ASSERT_INT_EQ(store_find_id(s, token_b, id, NULL), TM_ERR_NOT_FOUND);
     ASSERT_INT_EQ(store_find_id(s, fresh, id, NULL), TM_OK);
     ASSERT_STR_EQ(id, id_b);
+    ASSERT_INT_EQ(store_find_id(s, fresh, id, NULL), TM_OK);
+
+    /* Someone with the file deletes c behind the store's back: gone at once too. */
+    ASSERT_INT_EQ(store_find_id(s, token_c, id, NULL), TM_OK);
+    db = db_open(dir);
+    db_exec_id(db, "DELETE FROM users WHERE public_id = ?1", id_c);
+    sqlite3_close(db);
+    ASSERT_INT_EQ(store_find_id(s, token_c, id, NULL), TM_ERR_NOT_FOUND);
+    store_sealed_free(&sealed);
 
     /* And this process's own revocation shows the same way. */
+    ASSERT_INT_EQ(store_find_id(s, fresh, id, NULL), TM_OK);
     ASSERT_INT_EQ(store_revoke(s, id_b), TM_OK);
     ASSERT_INT_EQ(store_find_id(s, fresh, id, NULL), TM_ERR_NOT_FOUND);
 
