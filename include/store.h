@@ -142,14 +142,15 @@ struct store_sealed;
  * request to a user's URL makes, most of which (listing tools, ping,
  * notifications) need no credentials. Writes the public id to id_out.
  * A revocation or rotation committed by any process before the call is
- * seen by it: the answer comes from SQLite, or from what SQLite said
- * earlier while its WAL-index header shows that nothing has been committed
- * since. That cache holds record and public ids only, never a token or a
- * credential. Touches last_used_at as store_find does.
- * When sealed_out is not NULL it receives what store_open_sealed needs
- * to open the credentials later in the same request (the caller frees it
- * with store_sealed_free): the record as read, if it was read. It holds
- * the token's bytes, never the credentials in the clear.
+ * seen by it: the record is read from SQLite, or taken from a copy read
+ * earlier while SQLite's WAL-index header shows that nothing has been
+ * committed since. That copy is the row as in the file (credentials still
+ * sealed), never a token or a credential in the clear. Touches
+ * last_used_at as store_find does.
+ * When sealed_out is not NULL it receives the record as read (the caller
+ * frees it with store_sealed_free), so that store_open_sealed can open the
+ * credentials later in the same request without reading the store again.
+ * It holds the token's bytes, never the credentials in the clear.
  * A record that exists but would not open (tampered, or sealed under a key
  * version master.key lacks) is found here; store_open_sealed refuses it.
  * TM_ERR_NOT_FOUND: no such token (also for malformed tokens).
@@ -161,9 +162,7 @@ enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_
 /*
  * Opens a record from store_find_id into *out (the caller cleans it with
  * creds_cleanup), as store_find does, re-sealing it under the current
- * master key version if it is older; reads it first if the check came from
- * the cache (TM_ERR_NOT_FOUND if it is gone by then). TM_ERR_DENIED as for
- * store_find.
+ * master key version if it is older. TM_ERR_DENIED as for store_find.
  */
 enum tm_err store_open_sealed(struct store *s, const struct store_sealed *sealed,
                               struct creds *out);

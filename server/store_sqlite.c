@@ -141,20 +141,28 @@ struct reader {
     struct reader *next;   /* in store.idle_readers */
 };
 
-/* A record that was live when the store was in the state live_cache.state names. */
+/* A record as read from its row, copied out so that it is opened outside the lock. */
+struct loaded_record {
+    int64_t key_version;
+    unsigned char *sealed; /* owned */
+    size_t sealed_len;
+    int64_t last_used_at;
+    char public_id[STORE_ID_LEN + 1];
+};
+
+/* A record's row as it was when the store was in the state live_cache.state names. */
 struct live_entry {
     bool is_used;
     unsigned char record_id[RECORD_ID_LEN];
-    char public_id[STORE_ID_LEN + 1];
-    int64_t last_used_at;
+    struct loaded_record rec; /* sealed: the ciphertext, as in the file */
 };
 
 /*
  * What store_find_id learnt from SQLite, valid for as long as nothing is
- * committed: each entry says a record id was live in the state `state`,
+ * committed: each entry is a record's row as read in the state `state`,
  * and the whole cache is dropped as soon as the WAL-index header differs
- * from it. Only public facts: record ids (hashes of tokens, as stored in
- * the file) and public ids; never a token, a key or a credential.
+ * from it. It holds what the file holds (record ids, public ids, sealed
+ * credentials), never a token, a key or a credential in the clear.
  */
 struct live_cache {
     pthread_mutex_t lock; /* guards everything here; never held during SQL */
@@ -1189,49 +1197,67 @@ static struct live_entry *live_slot(struct live_cache *c, const unsigned char id
     return &c->slots[id[0] % LIVE_SLOTS];
 }
 
+static void live_clear(struct live_cache *c)
+{
+    for (size_t i = 0; i < LIVE_SLOTS; i++)
+        free(c->slots[i].rec.sealed);
+    memset(c->slots, 0, sizeof(c->slots));
+}
+
+/* Copies a row, sealed blob included; false when out of memory. */
+static bool record_copy(struct loaded_record *to, const struct loaded_record *from)
+{
+    unsigned char *sealed = malloc(from->sealed_len > 0 ? from->sealed_len : 1);
+    if (!sealed)
+        return false;
+    memcpy(sealed, from->sealed, from->sealed_len);
+    *to = *from;
+    to->sealed = sealed;
+    return true;
+}
+
 /*
- * Whether `record_id` was found live in the state `state` (the header read
- * just now): fills *e from the cache. A different state means commits
+ * Copies the row of `record_id` into *rec if it was read in the state
+ * `state` (the header read just now). A different state means commits
  * happened since the cache was filled, so all of it is dropped first.
  */
 static bool live_find(struct store *s, const unsigned char state[WAL_HDR_LEN],
-                      const unsigned char record_id[RECORD_ID_LEN], struct live_entry *e)
+                      const unsigned char record_id[RECORD_ID_LEN], struct loaded_record *rec)
 {
     struct live_cache *c = &s->live;
     bool is_found = false;
     pthread_mutex_lock(&c->lock);
     if (!c->has_state || memcmp(c->state, state, WAL_HDR_LEN) != 0) {
-        memset(c->slots, 0, sizeof(c->slots));
+        live_clear(c);
         memcpy(c->state, state, WAL_HDR_LEN);
         c->has_state = true;
     } else {
         const struct live_entry *slot = live_slot(c, record_id);
-        if (slot->is_used && memcmp(slot->record_id, record_id, RECORD_ID_LEN) == 0) {
-            *e = *slot;
-            is_found = true;
-        }
+        if (slot->is_used && memcmp(slot->record_id, record_id, RECORD_ID_LEN) == 0)
+            is_found = record_copy(rec, &slot->rec);
     }
     pthread_mutex_unlock(&c->lock);
     return is_found;
 }
 
 /*
- * Notes a record SQLite found live, read after `state` was read: kept only
- * if the cache is still in that state (no commit seen since), which may be
- * older than what SQLite showed but never newer.
+ * Notes a row SQLite read after `state` was read: kept only if the cache
+ * is still in that state (no commit seen since), which may be older than
+ * what SQLite showed but never newer.
  */
 static void live_note(struct store *s, const unsigned char state[WAL_HDR_LEN],
-                      const unsigned char record_id[RECORD_ID_LEN], const char *public_id,
-                      int64_t last_used_at)
+                      const unsigned char record_id[RECORD_ID_LEN], const struct loaded_record *rec)
 {
     struct live_cache *c = &s->live;
     pthread_mutex_lock(&c->lock);
     if (c->has_state && memcmp(c->state, state, WAL_HDR_LEN) == 0) {
         struct live_entry *slot = live_slot(c, record_id);
-        slot->is_used = true;
-        memcpy(slot->record_id, record_id, RECORD_ID_LEN);
-        memcpy(slot->public_id, public_id, STORE_ID_LEN + 1);
-        slot->last_used_at = last_used_at;
+        free(slot->rec.sealed);
+        slot->is_used = record_copy(&slot->rec, rec);
+        if (slot->is_used)
+            memcpy(slot->record_id, record_id, RECORD_ID_LEN);
+        else
+            memset(slot, 0, sizeof(*slot));
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -1350,6 +1376,7 @@ void store_close(struct store **sp)
         pthread_mutex_destroy(&s->lock);
     if (s->has_readers_lock)
         pthread_mutex_destroy(&s->readers_lock);
+    live_clear(&s->live);
     if (s->live.has_lock)
         pthread_mutex_destroy(&s->live.lock);
     if (s->shm)
@@ -1520,15 +1547,6 @@ out:
     free(sealed);
     return err;
 }
-
-/* A record as read from its row, copied out so that it is opened outside the lock. */
-struct loaded_record {
-    int64_t key_version;
-    unsigned char *sealed; /* owned */
-    size_t sealed_len;
-    int64_t last_used_at;
-    char public_id[STORE_ID_LEN + 1];
-};
 
 /*
  * Reads the row of record_id with `st` (a find statement of `db`) into
@@ -1819,7 +1837,6 @@ out:
 struct store_sealed {
     unsigned char token[TOKEN_BYTES]; /* wiped by store_sealed_free */
     unsigned char record_id[RECORD_ID_LEN];
-    bool has_row; /* rec was read; a check answered by the cache read nothing */
     struct loaded_record rec;
 };
 
@@ -1842,7 +1859,6 @@ enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_
     enum tm_err err = TM_ERR_STORE;
     struct store_sealed *found = NULL;
     unsigned char state[WAL_HDR_LEN];
-    struct live_entry hit;
 
     if (sealed_out)
         *sealed_out = NULL;
@@ -1864,20 +1880,16 @@ enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_
      * transaction that starts from the newest commit.
      */
     bool has_state = wal_state(s, state);
-    if (has_state && live_find(s, state, found->record_id, &hit)) {
-        memcpy(found->rec.public_id, hit.public_id, STORE_ID_LEN + 1);
-        found->rec.last_used_at = hit.last_used_at;
-    } else {
+    if (!has_state || !live_find(s, state, found->record_id, &found->rec)) {
         err = read_fresh(s, found->record_id, &found->rec);
         if (err != TM_OK)
             goto out;
-        found->has_row = true;
         if (!is_public_id(found->rec.public_id)) {
             err = TM_ERR_STORE;
             goto out;
         }
         if (has_state)
-            live_note(s, state, found->record_id, found->rec.public_id, found->rec.last_used_at);
+            live_note(s, state, found->record_id, &found->rec);
     }
     int64_t now = (int64_t)time(NULL);
     if (now - found->rec.last_used_at >= TOUCH_INTERVAL_S)
@@ -1895,30 +1907,18 @@ out:
 
 enum tm_err store_open_sealed(struct store *s, const struct store_sealed *sealed, struct creds *out)
 {
-    struct loaded_record fresh = {0};
-    const struct loaded_record *rec;
     unsigned char *plain = NULL;
     size_t plain_len = 0;
-    enum tm_err err;
 
     if (out)
         memset(out, 0, sizeof(*out));
     if (!s || !sealed || !out)
         return TM_ERR_INVALID;
-    rec = &sealed->rec;
-    if (!sealed->has_row) {
-        /* The check came from the cache: read the row now (gone if revoked meanwhile). */
-        err = read_fresh(s, sealed->record_id, &fresh);
-        if (err != TM_OK)
-            goto out;
-        rec = &fresh;
-    }
-    err = unseal_record(s, sealed->token, sealed->record_id, rec, out, &plain, &plain_len);
-    if (err == TM_OK && rec->key_version != current_version(s))
-        migrate_record(s, sealed->token, sealed->record_id, rec, plain, plain_len);
-out:
+    enum tm_err err =
+        unseal_record(s, sealed->token, sealed->record_id, &sealed->rec, out, &plain, &plain_len);
+    if (err == TM_OK && sealed->rec.key_version != current_version(s))
+        migrate_record(s, sealed->token, sealed->record_id, &sealed->rec, plain, plain_len);
     creds_wipe_free(plain, plain_len);
-    free(fresh.sealed);
     return err;
 }
 

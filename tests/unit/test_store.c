@@ -1093,7 +1093,7 @@ static void test_find_id(void)
         ASSERT_INT_EQ(store_find_id(s, token_b, id, NULL), TM_OK);
         ASSERT_STR_EQ(id, id_b);
     }
-    /* Found from the cache, the record still opens (its row is read then). */
+    /* Found from the cache, the record still opens: the copy is the row as in the file. */
     ASSERT_INT_EQ(store_find_id(s, token_c, id, &sealed), TM_OK);
     store_sealed_free(&sealed);
     ASSERT_INT_EQ(store_find_id(s, token_c, id, &sealed_again), TM_OK);
