@@ -51,7 +51,7 @@ function header(m, title) {
 }
 
 const TARGET = { direct: 'direct upstream', turso_query: 'turso-mcp turso_query', node_peer: 'Node peer (SDK + @libsql/client)' };
-const QUERY = { point: 'point SELECT by id', rows100: '100-row result', rows5000: '5,000-row result', tools_list: 'tools/list',
+const QUERY = { point: 'point SELECT by id', rows100: '100-row result', rows5000: '5,000-row result', tools_list: 'tools/list', healthz: 'GET /healthz',
     point_alone: 'point SELECT, alone', point_mixed: 'point SELECT next to 5,000-row results', rows5000_background: '5,000-row results (background)' };
 
 if (mode === 'main') {
@@ -113,6 +113,10 @@ if (mode === 'main') {
           `${a.errors + b.errors ? errCell({ ...b, errors: a.errors + b.errors, err_http: a.err_http + b.err_http, err_rpc: a.err_rpc + b.err_rpc, err_tool: a.err_tool + b.err_tool, err_body: a.err_body + b.err_body, err_io: a.err_io + b.err_io, err_timeout: a.err_timeout + b.err_timeout }) : '0'} | ` +
           `${n0(b.procs.server.cpu_us_per_req)} | ${mib(Math.max(a.procs.server.hwm_kb, b.procs.server.hwm_kb))} | ${f(Math.max(other(a), other(b)), 0)} |`);
     }
+    const ha = get('turso_query', 'healthz', 1), hb = get('turso_query', 'healthz', 16);
+    if (ha && hb)
+        p(`| turso-mcp GET /healthz (an answer that does no work: this machine's floor) | ${f(ha.p50_ms, 3)} | ${f(ha.p99_ms, 3)} | ${n0(ha.rps)} | ${n0(hb.rps)} | ${f(hb.p50_ms, 3)} | ${ha.errors + hb.errors ? '**' + (ha.errors + hb.errors) + '**' : '0'} | ` +
+          `${n0(hb.procs.server.cpu_us_per_req)} | ${mib(Math.max(ha.procs.server.hwm_kb, hb.procs.server.hwm_kb))} | ${f(Math.max(other(ha), other(hb)), 0)} |`);
     const a = get('turso_query', 'tools_list', 1), b = get('turso_query', 'tools_list', 16);
     const na = get('node_peer', 'tools_list', 1), nb = get('node_peer', 'tools_list', 16);
     if (a && na && b && nb)
