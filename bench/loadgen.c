@@ -635,7 +635,8 @@ static const char *skip_ws(const char *p, const char *end)
     return p;
 }
 
-/* Skips the string whose opening quote is at p; returns the byte after its closing quote, or NULL. */
+/* Skips the string whose opening quote is at p; returns the byte after its closing quote, or NULL.
+ */
 static const char *skip_string(const char *p, const char *end)
 {
     const char *from = p + 1;
@@ -736,8 +737,7 @@ static const char *member(const char *p, const char *end, const char *name)
  * (NULL when absent). Returns the byte after the object, or NULL if it is cut
  * short or not an object.
  */
-static const char *walk_object(const char *p, const char *end, const char *name,
-                               const char **found)
+static const char *walk_object(const char *p, const char *end, const char *name, const char **found)
 {
     size_t nl = strlen(name);
     *found = NULL;
@@ -779,8 +779,8 @@ static const char *walk_object(const char *p, const char *end, const char *name,
  * "isError" (NULL where absent), in one walk of the message: the answers
  * measured here run to megabytes.
  */
-static void jsonrpc_members(const char *p, const char *end, const char **error,
-                            const char **result, const char **is_error)
+static void jsonrpc_members(const char *p, const char *end, const char **error, const char **result,
+                            const char **is_error)
 {
     *error = *result = *is_error = NULL;
     p = skip_ws(p, end);
@@ -805,7 +805,8 @@ static void jsonrpc_members(const char *p, const char *end, const char **error,
             p = skip_value(v, end);
         } else if (kl == 6 && memcmp(key, "result", 6) == 0) {
             *result = v;
-            p = v < end && *v == '{' ? walk_object(v, end, "isError", is_error) : skip_value(v, end);
+            p = v < end && *v == '{' ? walk_object(v, end, "isError", is_error)
+                                     : skip_value(v, end);
         } else {
             p = skip_value(v, end);
         }

@@ -79,17 +79,21 @@ size_t jsonw_utf8_decode(const char *text, size_t left, uint32_t *cp)
 }
 
 /* See jsonw.h. */
+/* One row per 16 bytes. */
+/* clang-format off */
 #define STOP_ROW(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
 const unsigned char jsonw_stop_class[256] = {
-    STOP_ROW(JSONW_STOP_ALWAYS), STOP_ROW(JSONW_STOP_ALWAYS),               /* 0x00-0x1f */
+    STOP_ROW(JSONW_STOP_ALWAYS), STOP_ROW(JSONW_STOP_ALWAYS),         /* 0x00-0x1f */
     0, 0, JSONW_STOP_ALWAYS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x20-0x2f: '"' */
-    STOP_ROW(0), STOP_ROW(0),                                   /* 0x30-0x4f */
+    STOP_ROW(0), STOP_ROW(0),                                         /* 0x30-0x4f */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, JSONW_STOP_ALWAYS, 0, 0, 0,   /* 0x50-0x5f: '\\' */
-    STOP_ROW(0), STOP_ROW(0),                                   /* 0x60-0x7f */
-    STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII),
-    STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII),
+    STOP_ROW(0), STOP_ROW(0),                                         /* 0x60-0x7f */
+    STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII),
+    STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII),
+    STOP_ROW(JSONW_STOP_ASCII), STOP_ROW(JSONW_STOP_ASCII),           /* 0x80-0xff */
 };
 #undef STOP_ROW
+/* clang-format on */
 
 void jsonw_string(struct jsonw *w, const char *s, size_t len, bool is_ascii)
 {
@@ -294,9 +298,9 @@ bool jsonw_real_text(struct jsonw *w, const char *text, size_t len)
         p++;
     char digits[16];
     size_t n_digits = 0;
-    long n_int = 0;       /* digits before the point */
-    long first = -1;      /* the index of the first nonzero digit, counted over all digits */
-    long n_seen = 0;      /* digits seen so far */
+    long n_int = 0;  /* digits before the point */
+    long first = -1; /* the index of the first nonzero digit, counted over all digits */
+    long n_seen = 0; /* digits seen so far */
     bool is_fraction = false;
     for (; p < end && *p != 'e' && *p != 'E'; p++) {
         if (*p == '.' && !is_fraction) {
@@ -356,7 +360,8 @@ void jsonw_value(struct jsonw *w, const json_t *v)
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         jsonw_raw(w, "{", 1);
-        json_object_foreach ((json_t *)v, key, member) {
+        json_object_foreach((json_t *)v, key, member)
+        {
             if (!is_first)
                 jsonw_raw(w, ",", 1);
             is_first = false;
@@ -368,7 +373,8 @@ void jsonw_value(struct jsonw *w, const json_t *v)
         break;
     case JSON_ARRAY:
         jsonw_raw(w, "[", 1);
-        json_array_foreach (v, i, member) {
+        json_array_foreach(v, i, member)
+        {
             if (i)
                 jsonw_raw(w, ",", 1);
             jsonw_value(w, member);

@@ -344,9 +344,23 @@ static void test_writer(void)
         free(got);
     }
     /* Turso's texts, written as they stand: the same as converting them. */
-    const char *texts[] = {"0.1",   "3.0",      "3",        "-7",       "1e21",  "1E+21", "1e-5",
-                           "2500.26", "0.000123", "123.4500", "00.5e1",  "1e14",  "1e15",
-                           "9.99e-5", "123456789012345", "-0.000000000001", "4.5e300"};
+    const char *texts[] = {"0.1",
+                           "3.0",
+                           "3",
+                           "-7",
+                           "1e21",
+                           "1E+21",
+                           "1e-5",
+                           "2500.26",
+                           "0.000123",
+                           "123.4500",
+                           "00.5e1",
+                           "1e14",
+                           "1e15",
+                           "9.99e-5",
+                           "123456789012345",
+                           "-0.000000000001",
+                           "4.5e300"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         char *got = real_text_written(texts[i]);
         if (!got)
