@@ -72,11 +72,16 @@ void jsonw_real(struct jsonw *w, double d);
 bool jsonw_real_text(struct jsonw *w, const char *text, size_t len);
 
 /*
- * Appends a jansson value as json_dumps(v, JSON_COMPACT) writes it, but for
- * reals, written as jsonw_real does; a fraction of json_dumps' cost, which
- * builds its text a few bytes per callback.
+ * Appends a jansson value as json_dumps(v, JSON_COMPACT) writes it (with
+ * JSON_ENSURE_ASCII when `is_ascii`), but for reals, written as jsonw_real
+ * does; a fraction of json_dumps' cost, which builds its text a few bytes
+ * per callback.
  */
-void jsonw_value(struct jsonw *w, const json_t *v);
+void jsonw_value(struct jsonw *w, const json_t *v, bool is_ascii);
+
+/* jsonw_value into a new text (caller frees with free()), its length in *len
+ * unless NULL; NULL when out of memory. What json_dumps is elsewhere. */
+char *jsonw_dumps(const json_t *v, bool is_ascii, size_t *len);
 
 /* Drops everything after the first `len` bytes (a length read earlier from w->len). */
 void jsonw_truncate(struct jsonw *w, size_t len);

@@ -351,23 +351,24 @@ bool jsonw_real_text(struct jsonw *w, const char *text, size_t len)
     return true;
 }
 
-void jsonw_value(struct jsonw *w, const json_t *v)
+void jsonw_value(struct jsonw *w, const json_t *v, bool is_ascii)
 {
     const char *key;
+    size_t key_len;
     json_t *member;
     size_t i;
     bool is_first = true;
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         jsonw_raw(w, "{", 1);
-        json_object_foreach((json_t *)v, key, member)
+        json_object_keylen_foreach((json_t *)v, key, key_len, member)
         {
             if (!is_first)
                 jsonw_raw(w, ",", 1);
             is_first = false;
-            jsonw_string(w, key, strlen(key), false);
+            jsonw_string(w, key, key_len, is_ascii);
             jsonw_raw(w, ":", 1);
-            jsonw_value(w, member);
+            jsonw_value(w, member, is_ascii);
         }
         jsonw_raw(w, "}", 1);
         break;
@@ -377,12 +378,12 @@ void jsonw_value(struct jsonw *w, const json_t *v)
         {
             if (i)
                 jsonw_raw(w, ",", 1);
-            jsonw_value(w, member);
+            jsonw_value(w, member, is_ascii);
         }
         jsonw_raw(w, "]", 1);
         break;
     case JSON_STRING:
-        jsonw_string(w, json_string_value(v), json_string_length(v), false);
+        jsonw_string(w, json_string_value(v), json_string_length(v), is_ascii);
         break;
     case JSON_INTEGER:
         jsonw_int(w, (int64_t)json_integer_value(v));
@@ -400,6 +401,14 @@ void jsonw_value(struct jsonw *w, const json_t *v)
         jsonw_raw(w, "null", 4);
         break;
     }
+}
+
+char *jsonw_dumps(const json_t *v, bool is_ascii, size_t *len)
+{
+    struct jsonw w;
+    jsonw_init(&w);
+    jsonw_value(&w, v, is_ascii);
+    return jsonw_take(&w, len);
 }
 
 void jsonw_truncate(struct jsonw *w, size_t len)

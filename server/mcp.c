@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonw.h"
 #include "log.h"
 #include "metrics.h"
 #include "web.h"
@@ -124,7 +125,7 @@ static bool is_supported_version(const char *v)
 static void reply_json(struct mcp_reply *r, int status, json_t *msg)
 {
     r->status = status;
-    r->body = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    r->body = msg ? jsonw_dumps(msg, false, NULL) : NULL;
     json_decref(msg);
     if (!r->body) {
         /* Out of memory: a bodiless 500 is all that can still be said. */
@@ -253,7 +254,7 @@ static void id_key(const json_t *id, char *out, size_t out_len)
 /* Sends one notification on a streaming call's stream. */
 static void notify(struct pending_call *p, json_t *msg)
 {
-    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    char *text = msg ? jsonw_dumps(msg, false, NULL) : NULL;
     json_decref(msg);
     if (text)
         p->sink.send(p->sink.ctx, text, strlen(text));

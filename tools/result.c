@@ -72,7 +72,7 @@ json_t *tool_result(json_t *structured, const char *summary, bool is_untrusted, 
     char *data = NULL, *text = NULL;
     if (!structured)
         goto out;
-    data = json_dumps(structured, JSON_COMPACT | JSON_ENSURE_ASCII);
+    data = jsonw_dumps(structured, true, NULL);
     if (!data)
         goto out;
     /*

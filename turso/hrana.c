@@ -896,10 +896,7 @@ enum tm_err hrana_pipeline_raw(struct turso_transport *t, const char *db_url, co
         memcpy(c->token, token, c->token_len + 1);
     }
     c->n_requests = json_array_size(requests);
-    struct jsonw w;
-    jsonw_init(&w);
-    jsonw_value(&w, requests);
-    c->requests_json = jsonw_take(&w, &c->requests_json_len);
+    c->requests_json = jsonw_dumps(requests, false, &c->requests_json_len);
     if (!c->requests_json)
         goto out;
     c->has_close = !no_close_has(c->origin);

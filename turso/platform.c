@@ -8,6 +8,7 @@
  */
 #include "platform.h"
 
+#include "jsonw.h"
 #include "redact.h"
 
 #include <pthread.h>
@@ -368,7 +369,7 @@ enum tm_err platform_call(struct platform *p, const char *token, const struct pl
         memcpy(c->token, token, c->token_len + 1);
     }
     if (req->body) {
-        body = json_dumps(req->body, JSON_COMPACT);
+        body = jsonw_dumps(req->body, false, NULL);
         if (!body)
             goto out;
     }

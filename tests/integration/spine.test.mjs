@@ -239,6 +239,20 @@ describe('turso-mcp spine', () => {
     ]);
   });
 
+  test('reals read as written: the fewest digits that give the same number, in every tool', async () => {
+    const c = await client(users.local.url);
+    const sql = 'SELECT 0.1 AS a, 0.1 + 0.2 AS b, 2500.26 AS c, 1.0 / 3 AS d, 1e21 AS e';
+    const viaQuery = await query(c, sql);
+    const viaBatch = await c.callTool({ name: 'turso_batch_execute', arguments: { statements: [{ sql }] } });
+    for (const res of [viaQuery, viaBatch]) {
+      const text = res.content.find((x) => x.type === 'text').text;
+      for (const v of ['0.1', '0.30000000000000004', '2500.26', '0.3333333333333333', '1e21'])
+        assert.ok(text.includes(`"value":${v}}`), `${v} not written as such in: ${text}`);
+      assert.ok(!text.includes('0.10000000000000001'), text);
+    }
+    assert.deepEqual(structured(viaQuery).rows[0].map((x) => x.value), [0.1, 0.1 + 0.2, 2500.26, 1 / 3, 1e21]);
+  });
+
   test('cell encoding: big integers exact, 1.0 is not 1, blobs round-trip', async () => {
     const c = await client(users.emu.url);
     await c.listTools();
