@@ -354,6 +354,13 @@ static void run(struct tool_call *call)
     b->requests = json_pack("[{s:s, s:{s:O}}]", "type", "batch", "batch", "steps", steps);
     if (!b->requests)
         goto out;
+    /* Once sent, the pipeline is the callback's alone, on another thread:
+     * nothing here may still hold a reference into it (jansson's reference
+     * counts are not safe to share across threads). */
+    json_decref(steps);
+    steps = NULL;
+    json_decref(stmts);
+    stmts = NULL;
     b->call = call;
     b->database = json_string_value(json_object_get(a, "database"));
     b->n = n;

@@ -242,7 +242,11 @@ static void run(struct tool_call *call)
     q = calloc(1, sizeof(*q));
     if (!q)
         goto out;
-    q->requests = json_pack("[{s:s, s:O}]", "type", "execute", "stmt", stmt);
+    /* "o" hands stmt over: once sent, the pipeline is the callback's alone,
+     * on another thread, so nothing here may still hold a reference into it
+     * (jansson's reference counts are not safe to share across threads). */
+    q->requests = json_pack("[{s:s, s:o}]", "type", "execute", "stmt", stmt);
+    stmt = NULL;
     if (!q->requests)
         goto out;
     q->call = call;
