@@ -1795,44 +1795,6 @@ static void migrate_record(struct store *s, const unsigned char token[TOKEN_BYTE
     free(sealed);
 }
 
-enum tm_err store_find(struct store *s, const char *token, struct creds *out,
-                       char id_out[STORE_ID_LEN + 1])
-{
-    enum tm_err err = TM_ERR_INTERNAL;
-    unsigned char token_bin[TOKEN_BYTES];
-    unsigned char record_id[RECORD_ID_LEN];
-    struct loaded_record rec = {0};
-    unsigned char *plain = NULL;
-    size_t plain_len = 0;
-    int64_t now;
-
-    if (out)
-        memset(out, 0, sizeof(*out));
-    if (!s || !out)
-        return TM_ERR_INVALID;
-    /* A malformed token cannot name a record: answer before any hashing or SQL. */
-    if (!token_decode(token, token_bin))
-        return TM_ERR_NOT_FOUND;
-    derive_record_id(s, token_bin, record_id, NULL);
-
-    err = open_record(s, token_bin, record_id, &rec, out, &plain, &plain_len);
-    if (err != TM_OK)
-        goto out;
-    if (rec.key_version != current_version(s))
-        migrate_record(s, token_bin, record_id, &rec, plain, plain_len);
-    now = (int64_t)time(NULL);
-    if (now - rec.last_used_at >= TOUCH_INTERVAL_S)
-        touch_record(s, record_id, now);
-    if (id_out)
-        memcpy(id_out, rec.public_id, STORE_ID_LEN + 1);
-    err = TM_OK;
-out:
-    sodium_memzero(token_bin, sizeof(token_bin));
-    creds_wipe_free(plain, plain_len);
-    free(rec.sealed);
-    return err;
-}
-
 /* A record found by store_find_id, still sealed, with what opening it takes. */
 struct store_sealed {
     unsigned char token[TOKEN_BYTES]; /* wiped by store_sealed_free */
@@ -1853,18 +1815,14 @@ static enum tm_err read_fresh(struct store *s, const unsigned char record_id[REC
     return err;
 }
 
-enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_ID_LEN + 1],
-                          struct store_sealed **sealed_out)
+/* The record `token` names, still sealed (caller frees with store_sealed_free). */
+static enum tm_err find_sealed(struct store *s, const char *token, struct store_sealed **out)
 {
     enum tm_err err = TM_ERR_STORE;
-    struct store_sealed *found = NULL;
     unsigned char state[WAL_HDR_LEN];
+    struct store_sealed *found = calloc(1, sizeof(*found));
 
-    if (sealed_out)
-        *sealed_out = NULL;
-    if (!s || !id_out)
-        return TM_ERR_INVALID;
-    found = calloc(1, sizeof(*found));
+    *out = NULL;
     if (!found)
         return TM_ERR_NOMEM;
     if (!token_decode(token, found->token)) {
@@ -1891,18 +1849,41 @@ enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_
         if (has_state)
             live_note(s, state, found->record_id, &found->rec);
     }
-    int64_t now = (int64_t)time(NULL);
-    if (now - found->rec.last_used_at >= TOUCH_INTERVAL_S)
-        touch_record(s, found->record_id, now);
-    memcpy(id_out, found->rec.public_id, STORE_ID_LEN + 1);
-    if (sealed_out) {
-        *sealed_out = found;
-        found = NULL;
-    }
+    *out = found;
+    found = NULL;
     err = TM_OK;
 out:
     store_sealed_free(&found);
     return err;
+}
+
+/* Counts a use of the record: last_used_at, at most once per TOUCH_INTERVAL_S. */
+static void touch_if_due(struct store *s, const struct store_sealed *found)
+{
+    int64_t now = (int64_t)time(NULL);
+    if (now - found->rec.last_used_at >= TOUCH_INTERVAL_S)
+        touch_record(s, found->record_id, now);
+}
+
+enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_ID_LEN + 1],
+                          struct store_sealed **sealed_out)
+{
+    struct store_sealed *found = NULL;
+
+    if (sealed_out)
+        *sealed_out = NULL;
+    if (!s || !id_out)
+        return TM_ERR_INVALID;
+    enum tm_err err = find_sealed(s, token, &found);
+    if (err != TM_OK)
+        return err;
+    touch_if_due(s, found);
+    memcpy(id_out, found->rec.public_id, STORE_ID_LEN + 1);
+    if (sealed_out)
+        *sealed_out = found;
+    else
+        store_sealed_free(&found);
+    return TM_OK;
 }
 
 enum tm_err store_open_sealed(struct store *s, const struct store_sealed *sealed, struct creds *out)
@@ -1930,6 +1911,29 @@ void store_sealed_free(struct store_sealed **p)
     sodium_memzero(*p, sizeof(**p));
     free(*p);
     *p = NULL;
+}
+
+/* The URL check, then opening: the two halves a request that needs credentials runs. */
+enum tm_err store_find(struct store *s, const char *token, struct creds *out,
+                       char id_out[STORE_ID_LEN + 1])
+{
+    struct store_sealed *sealed = NULL;
+
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (!s || !out)
+        return TM_ERR_INVALID;
+    enum tm_err err = find_sealed(s, token, &sealed);
+    if (err == TM_OK)
+        err = store_open_sealed(s, sealed, out);
+    /* Only a record that opened counts as used. */
+    if (err == TM_OK) {
+        touch_if_due(s, sealed);
+        if (id_out)
+            memcpy(id_out, sealed->rec.public_id, STORE_ID_LEN + 1);
+    }
+    store_sealed_free(&sealed);
+    return err;
 }
 
 /* Moves the record from old_id to new_id, sealed anew; one UPDATE, so all or nothing. */
