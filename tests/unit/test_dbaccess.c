@@ -7,19 +7,16 @@
  */
 #include "dbaccess.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "test.h"
+#include "test_http.h"
 
 #define WAIT_MS    20000
 #define MAX_TOKENS 64
@@ -46,8 +43,8 @@ static const char db_url_token[] = "static-database-token-5b7a";
 /* ---- the fake Turso ---- */
 
 struct fake {
-    struct MHD_Daemon *d;
-    unsigned port;
+    struct test_http http;
+    unsigned port; /* guarded by lock: the handler reads it */
     char base[64];
     pthread_mutex_t lock;
     /* Guarded by lock. Settings: */
@@ -65,32 +62,10 @@ struct fake {
     int n_minted;
 };
 
-struct fake_req {
-    char *buf;
-    size_t len;
-};
-
+/* Every answer of the fake Turso is JSON. */
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *body)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_t *j)
-{
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!text)
-        return MHD_NO;
-    enum MHD_Result ret = respond(conn, status, text);
-    free(text);
-    return ret;
+    return test_http_respond(conn, status, "application/json", body, strlen(body));
 }
 
 static void b64url(const char *s, char *out, size_t out_len)
@@ -145,9 +120,9 @@ static bool is_read_only_token(const char *auth)
 }
 
 static enum MHD_Result pipeline(struct fake *f, struct MHD_Connection *conn, const char *auth,
-                                struct fake_req *rq)
+                                const char *upload, size_t upload_len)
 {
-    json_t *body = json_loadb(rq->buf ? rq->buf : "", rq->len, 0, NULL);
+    json_t *body = json_loadb(upload, upload_len, 0, NULL);
     json_t *requests = json_object_get(body, "requests");
     pthread_mutex_lock(&f->lock);
     f->n_pipelines++;
@@ -184,41 +159,20 @@ static enum MHD_Result pipeline(struct fake *f, struct MHD_Connection *conn, con
                                         "rows", "type", "integer", "value", "1",
                                         "affected_row_count", 0, "last_insert_rowid"));
     }
-    ret = respond_json(conn, 200,
-                       json_pack("{s:n,s:n,s:o}", "baton", "base_url", "results", results));
+    ret = test_http_respond_json(
+        conn, 200, json_pack("{s:n,s:n,s:o}", "baton", "base_url", "results", results));
 out:
     json_decref(body);
     return ret;
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version, const char *upload_data,
-                               size_t *upload_data_size, void **con_cls)
+static enum MHD_Result answer(void *state, const char *method, const char *url, const char *body,
+                              size_t body_len, struct MHD_Connection *conn)
 {
-    struct fake *f = cls;
-    struct fake_req *rq = *con_cls;
-    if (!rq) {
-        rq = calloc(1, sizeof(*rq));
-        if (!rq)
-            return MHD_NO;
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        char *grown = realloc(rq->buf, rq->len + n + 1);
-        if (!grown)
-            return MHD_NO;
-        rq->buf = grown;
-        memcpy(rq->buf + rq->len, upload_data, n);
-        rq->len += n;
-        rq->buf[rq->len] = '\0';
-        return MHD_YES;
-    }
+    struct fake *f = state;
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     if (strcmp(url, "/v2/pipeline") == 0 && strcmp(method, "POST") == 0)
-        return pipeline(f, conn, auth, rq);
+        return pipeline(f, conn, auth, body, body_len);
     if (strcmp(url, "/dump") == 0 && strcmp(method, "GET") == 0) {
         pthread_mutex_lock(&f->lock);
         f->n_gets++;
@@ -259,9 +213,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         f->n_lookups++;
         snprintf(host, sizeof(host), "127.0.0.1:%u%s", f->port, f->is_bad_hostname ? "/x y" : "");
         pthread_mutex_unlock(&f->lock);
-        return respond_json(conn, 200,
-                            json_pack("{s:{s:s,s:s,s:s}}", "database", "Name", db, "DbId", "uuid",
-                                      "Hostname", host));
+        return test_http_respond_json(conn, 200,
+                                      json_pack("{s:{s:s,s:s,s:s}}", "database", "Name", db, "DbId",
+                                                "uuid", "Hostname", host));
     }
     if (strcmp(tail, "/auth/tokens") == 0 && strcmp(method, "POST") == 0) {
         const char *authz =
@@ -275,20 +229,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         bool is_ro = authz && strcmp(authz, "read-only") == 0 && !f->is_minting_rw;
         mint(f, db, is_ro, jwt, sizeof(jwt));
         pthread_mutex_unlock(&f->lock);
-        return respond_json(conn, 200, json_pack("{s:s}", "jwt", jwt));
+        return test_http_respond_json(conn, 200, json_pack("{s:s}", "jwt", jwt));
     }
     return respond(conn, 404, "{\"error\":\"no such route\"}");
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    struct fake_req *rq = *con_cls;
-    if (rq) {
-        free(rq->buf);
-        free(rq);
-        *con_cls = NULL;
-    }
 }
 
 static struct fake *fake_start(void)
@@ -297,27 +240,17 @@ static struct fake *fake_start(void)
     ASSERT_NOT_NULL(f);
     pthread_mutex_init(&f->lock, NULL);
     f->token_ttl = 3600;
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    f->d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
-                         NULL, handler, f, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED,
-                         on_completed, f, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
-    ASSERT_NOT_NULL(f->d);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(f->d, MHD_DAEMON_INFO_BIND_PORT);
-    ASSERT_NOT_NULL(info);
+    f->http = (struct test_http){.answer = answer, .state = f};
+    unsigned port = test_http_start(&f->http, f->base, sizeof(f->base));
     pthread_mutex_lock(&f->lock);
-    f->port = info->port;
+    f->port = port;
     pthread_mutex_unlock(&f->lock);
-    snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%u", f->port);
     return f;
 }
 
 static void fake_stop(struct fake *f)
 {
-    MHD_stop_daemon(f->d);
+    test_http_stop(&f->http);
     pthread_mutex_destroy(&f->lock);
     free(f);
 }

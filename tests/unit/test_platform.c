@@ -7,19 +7,16 @@
 #include "platform.h"
 #include "redact.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "test.h"
+#include "test_http.h"
 
 #define SRV_MAX_BODY     ((size_t)1024 * 1024)
 #define SRV_STALL_MAX_MS 1000
@@ -43,7 +40,7 @@ static const char platform_token[] = "eyJhbGciOiJFZERTQSJ9.cGxhdGZvcm0.c2lnbmF0d
 /* ---- the in-process server ---- */
 
 struct srv {
-    struct MHD_Daemon *d;
+    struct test_http http;
     unsigned port;
     char base[64];
     pthread_mutex_t lock;
@@ -59,25 +56,6 @@ struct srv {
     int n_requests;
 };
 
-struct srv_req {
-    char *buf;
-    size_t len;
-};
-
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *ctype,
-                               const char *body)
-{
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    if (ctype && ctype[0])
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
                                      const char *value)
 {
@@ -87,38 +65,15 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version, const char *upload_data,
-                               size_t *upload_data_size, void **con_cls)
+static enum MHD_Result answer(void *state, const char *method, const char *url, const char *upload,
+                              size_t upload_len, struct MHD_Connection *conn)
 {
-    struct srv *s = cls;
-    struct srv_req *rq = *con_cls;
-    if (!rq) {
-        rq = calloc(1, sizeof(*rq));
-        if (!rq)
-            return MHD_NO;
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (rq->len + n > SRV_MAX_BODY)
-            return MHD_NO;
-        char *grown = realloc(rq->buf, rq->len + n + 1);
-        if (!grown)
-            return MHD_NO;
-        rq->buf = grown;
-        memcpy(rq->buf + rq->len, upload_data, n);
-        rq->len += n;
-        rq->buf[rq->len] = '\0';
-        return MHD_YES;
-    }
+    struct srv *s = state;
     if (strcmp(url, "/stall") == 0) {
         struct timespec ts = {0, 50 * 1000000L};
         for (int i = 0; i < SRV_STALL_MAX_MS / 50; i++)
             nanosleep(&ts, NULL);
-        return respond(conn, 200, "application/json", "{}");
+        return test_http_respond(conn, 200, "application/json", "{}", 2);
     }
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
@@ -130,26 +85,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     snprintf(s->last_auth, sizeof(s->last_auth), "%s", auth ? auth : "");
     snprintf(s->last_ctype, sizeof(s->last_ctype), "%s", ctype ? ctype : "");
     free(s->last_body);
-    s->last_body = strdup(rq->buf ? rq->buf : "");
+    s->last_body = strdup(upload);
     unsigned status = s->status;
     char answer_ctype[64];
     snprintf(answer_ctype, sizeof(answer_ctype), "%s", s->ctype);
     char *body = strdup(s->body ? s->body : "");
     pthread_mutex_unlock(&s->lock);
-    enum MHD_Result ret = body ? respond(conn, status, answer_ctype, body) : MHD_NO;
+    enum MHD_Result ret =
+        body ? test_http_respond(conn, status, answer_ctype, body, strlen(body)) : MHD_NO;
     free(body);
     return ret;
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    struct srv_req *rq = *con_cls;
-    if (rq) {
-        free(rq->buf);
-        free(rq);
-        *con_cls = NULL;
-    }
 }
 
 static struct srv *srv_start(void)
@@ -157,19 +102,13 @@ static struct srv *srv_start(void)
     struct srv *s = calloc(1, sizeof(*s));
     ASSERT_NOT_NULL(s);
     pthread_mutex_init(&s->lock, NULL);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s->d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
-                         NULL, handler, s, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED,
-                         on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
-    ASSERT_NOT_NULL(s->d);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    ASSERT_NOT_NULL(info);
-    s->port = info->port;
-    snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%u", s->port);
+    s->http = (struct test_http){
+        .answer = answer,
+        .state = s,
+        .max_body_len = SRV_MAX_BODY,
+        .is_closing_when_too_big = true,
+    };
+    s->port = test_http_start(&s->http, s->base, sizeof(s->base));
     return s;
 }
 
@@ -185,26 +124,11 @@ static void srv_answer(struct srv *s, unsigned status, const char *ctype, const 
 
 static void srv_stop(struct srv *s)
 {
-    MHD_stop_daemon(s->d);
+    test_http_stop(&s->http);
     pthread_mutex_destroy(&s->lock);
     free(s->body);
     free(s->last_body);
     free(s);
-}
-
-static unsigned closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT(fd >= 0);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT(bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
-    socklen_t len = sizeof(addr);
-    ASSERT(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
-    close(fd);
-    return ntohs(addr.sin_port);
 }
 
 struct fixture {
@@ -494,7 +418,7 @@ static void transport_failures(void)
     json_t *json = NULL;
     struct fixture f;
 
-    unsigned port = closed_port();
+    unsigned port = test_http_closed_port();
     snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
     fixture_start(&f, url);
     ASSERT_INT_EQ(

@@ -7,21 +7,19 @@
 #include "turso_transport.h"
 #include "hrana.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "test.h"
+#include "test_http.h"
 
 #define SRV_MAX_BODY     ((size_t)4 * 1024 * 1024)
 #define SRV_STALL_MAX_MS 5000  /* a stalled handler gives up after this */
@@ -87,7 +85,7 @@ enum srv_mode {
 };
 
 struct srv {
-    struct MHD_Daemon *d;
+    struct test_http http;
     unsigned port;
     char base[64]; /* "http://127.0.0.1:PORT" */
     enum srv_mode mode;
@@ -103,38 +101,6 @@ struct srv {
     char last_auth[256];
     char last_body_head[32];
 };
-
-/* Per-request state: the upload collected so far. */
-struct srv_req {
-    char *buf;
-    size_t len;
-    bool is_too_big;
-};
-
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *ctype,
-                               const char *body, size_t len)
-{
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    if (ctype)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_t *j)
-{
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!text)
-        return MHD_NO;
-    enum MHD_Result ret = respond(conn, status, "application/json", text, strlen(text));
-    free(text);
-    return ret;
-}
 
 static json_t *header_or_null(struct MHD_Connection *conn, const char *name)
 {
@@ -171,12 +137,13 @@ static json_t *execute_result(const json_t *stmt)
                      "last_insert_rowid");
 }
 
-static enum MHD_Result pipeline(struct srv *s, struct MHD_Connection *conn, struct srv_req *rq)
+static enum MHD_Result pipeline(struct srv *s, struct MHD_Connection *conn, const char *upload,
+                                size_t upload_len)
 {
     static const char close_rejected[] =
         "Internal Server Error: Failed to parse pipeline request: unknown variant `close`, "
         "expected `execute` or `batch` at line 1 column 80";
-    json_t *body = json_loadb(rq->buf ? rq->buf : "", rq->len, JSON_ALLOW_NUL, NULL);
+    json_t *body = json_loadb(upload, upload_len, JSON_ALLOW_NUL, NULL);
     json_t *requests = json_object_get(body, "requests");
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     size_t n = json_array_size(requests);
@@ -197,20 +164,21 @@ static enum MHD_Result pipeline(struct srv *s, struct MHD_Connection *conn, stru
     s->last_has_close = last_type && strcmp(last_type, "close") == 0;
     snprintf(s->last_auth, sizeof(s->last_auth), "%s", auth ? auth : "");
     snprintf(s->last_body_head, sizeof(s->last_body_head), "%.*s",
-             (int)(rq->len < 31 ? rq->len : 31), rq->buf ? rq->buf : "");
+             (int)(upload_len < 31 ? upload_len : 31), upload);
     enum srv_mode mode = s->mode;
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
 
     enum MHD_Result ret = MHD_NO;
     if (!json_is_array(requests) || has_other) {
-        ret = respond(conn, 400, "text/plain", "bad pipeline", 12);
+        ret = test_http_respond(conn, 400, "text/plain", "bad pipeline", 12);
         goto out;
     }
     switch (mode) {
     case MODE_LOCAL:
         if (has_close) {
-            ret = respond(conn, 500, "text/plain", close_rejected, strlen(close_rejected));
+            ret =
+                test_http_respond(conn, 500, "text/plain", close_rejected, strlen(close_rejected));
             goto out;
         }
         /* fall through */
@@ -232,62 +200,65 @@ static enum MHD_Result pipeline(struct srv *s, struct MHD_Connection *conn, stru
             else
                 json_array_append_new(results, execute_result(json_object_get(r, "stmt")));
         }
-        ret = respond_json(conn, 200,
-                           json_pack("{s:n,s:n,s:o}", "baton", "base_url", "results", results));
+        ret = test_http_respond_json(
+            conn, 200, json_pack("{s:n,s:n,s:o}", "baton", "base_url", "results", results));
         break;
     }
     case MODE_401:
-        ret = respond_json(conn, 401,
-                           json_pack("{s:s}", "error", "Unauthorized: `The JWT is invalid`"));
+        ret = test_http_respond_json(
+            conn, 401, json_pack("{s:s}", "error", "Unauthorized: `The JWT is invalid`"));
         break;
     case MODE_401_ECHO: {
         char text[512];
         snprintf(text, sizeof(text), "Unauthorized: got %s", auth ? auth : "nothing");
-        ret = respond_json(conn, 401, json_pack("{s:s}", "error", text));
+        ret = test_http_respond_json(conn, 401, json_pack("{s:s}", "error", text));
         break;
     }
     case MODE_403:
-        ret = respond_json(conn, 403,
-                           json_pack("{s:s}", "error",
-                                     "Authorization forbidden: Current session doesn't not have "
-                                     "Write permission to namespace notes-acme"));
+        ret = test_http_respond_json(
+            conn, 403,
+            json_pack("{s:s}", "error",
+                      "Authorization forbidden: Current session doesn't not have "
+                      "Write permission to namespace notes-acme"));
         break;
     case MODE_400_TEXT: {
         static const char text[] = "Received a baton that has already been used\n";
-        ret = respond(conn, 400, "text/plain", text, strlen(text));
+        ret = test_http_respond(conn, 400, "text/plain", text, strlen(text));
         break;
     }
     case MODE_400_JSON:
-        ret = respond_json(conn, 400,
-                           json_pack("{s:s,s:s}", "message",
-                                     "The stream has expired due to inactivity", "code",
-                                     "STREAM_EXPIRED"));
+        ret = test_http_respond_json(conn, 400,
+                                     json_pack("{s:s,s:s}", "message",
+                                               "The stream has expired due to inactivity", "code",
+                                               "STREAM_EXPIRED"));
         break;
     case MODE_502_HTML: {
         char page[1024];
         int len = snprintf(page, sizeof(page), "<html><body>%0600d</body></html>", 0);
         /* A multi-byte character straddles byte 200 of the excerpt. */
         memcpy(page + 197, "\xc3\xa9\xc3\xa9", 4);
-        ret = respond(conn, 502, "text/html", page, (size_t)len);
+        ret = test_http_respond(conn, 502, "text/html", page, (size_t)len);
         break;
     }
     case MODE_BAD_COUNT:
-        ret = respond_json(conn, 200, json_pack("{s:n,s:n,s:[]}", "baton", "base_url", "results"));
+        ret = test_http_respond_json(conn, 200,
+                                     json_pack("{s:n,s:n,s:[]}", "baton", "base_url", "results"));
         break;
     case MODE_NOT_JSON:
-        ret = respond(conn, 200, "text/html", "<html>oops</html>", 17);
+        ret = test_http_respond(conn, 200, "text/html", "<html>oops</html>", 17);
         break;
     case MODE_STALL:
         stall(s);
-        ret = respond(conn, 200, "text/plain", "late", 4);
+        ret = test_http_respond(conn, 200, "text/plain", "late", 4);
         break;
     case MODE_LOCAL_STALL:
         if (has_close) {
-            ret = respond(conn, 500, "text/plain", close_rejected, strlen(close_rejected));
+            ret =
+                test_http_respond(conn, 500, "text/plain", close_rejected, strlen(close_rejected));
             goto out;
         }
         stall(s);
-        ret = respond(conn, 200, "text/plain", "late", 4);
+        ret = test_http_respond(conn, 200, "text/plain", "late", 4);
         break;
     }
 out:
@@ -295,38 +266,10 @@ out:
     return ret;
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version, const char *upload_data,
-                               size_t *upload_data_size, void **con_cls)
+static enum MHD_Result answer(void *state, const char *method, const char *url, const char *body,
+                              size_t body_len, struct MHD_Connection *conn)
 {
-    struct srv *s = cls;
-    struct srv_req *rq = *con_cls;
-    if (!rq) {
-        rq = calloc(1, sizeof(*rq));
-        if (!rq)
-            return MHD_NO;
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (rq->len + n > SRV_MAX_BODY) {
-            rq->is_too_big = true;
-            return MHD_YES;
-        }
-        char *grown = realloc(rq->buf, rq->len + n + 1);
-        if (!grown)
-            return MHD_NO;
-        rq->buf = grown;
-        memcpy(rq->buf + rq->len, upload_data, n);
-        rq->len += n;
-        rq->buf[rq->len] = '\0';
-        return MHD_YES;
-    }
-    if (rq->is_too_big)
-        return respond(conn, 413, "text/plain", "too big", 7);
-
+    struct srv *s = state;
     if (strcmp(url, "/echo") == 0) {
         json_t *j = json_pack(
             "{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I}", "method", method, "auth",
@@ -335,16 +278,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             header_or_null(conn, "Content-Type"), "transfer_encoding",
             header_or_null(conn, "Transfer-Encoding"), "expect", header_or_null(conn, "Expect"),
             "user_agent", header_or_null(conn, "User-Agent"), "accept_encoding",
-            header_or_null(conn, "Accept-Encoding"), "body_len", (json_int_t)rq->len);
-        if (j && rq->len < 65536)
-            json_object_set_new(j, "body", json_stringn(rq->buf ? rq->buf : "", rq->len));
-        return respond_json(conn, 200, j);
+            header_or_null(conn, "Accept-Encoding"), "body_len", (json_int_t)body_len);
+        if (j && body_len < 65536)
+            json_object_set_new(j, "body", json_stringn(body, body_len));
+        return test_http_respond_json(conn, 200, j);
     }
     if (strncmp(url, "/status/", 8) == 0) {
         unsigned status = (unsigned)atoi(url + 8);
         char text[32];
         int len = snprintf(text, sizeof(text), "status %u", status);
-        return respond(conn, status, "text/plain", text, status == 204 ? 0 : (size_t)len);
+        return test_http_respond(conn, status, "text/plain", text, status == 204 ? 0 : (size_t)len);
     }
     if (strncmp(url, "/big/", 5) == 0) {
         size_t n = (size_t)atol(url + 5);
@@ -363,22 +306,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     }
     if (strcmp(url, "/stall") == 0) {
         stall(s);
-        return respond(conn, 200, "text/plain", "late", 4);
+        return test_http_respond(conn, 200, "text/plain", "late", 4);
     }
     if (strcmp(url, "/v2/pipeline") == 0 && strcmp(method, "POST") == 0)
-        return pipeline(s, conn, rq);
-    return respond(conn, 404, "text/plain", "Not Found", 9);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    struct srv_req *rq = *con_cls;
-    if (rq) {
-        free(rq->buf);
-        free(rq);
-        *con_cls = NULL;
-    }
+        return pipeline(s, conn, body, body_len);
+    return test_http_respond(conn, 404, "text/plain", "Not Found", 9);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -399,23 +331,14 @@ static struct srv *srv_start(enum srv_mode mode)
     s->mode = mode;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = 0;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    /* A thread per connection, so a stalled handler blocks only its own. */
-    s->d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
-                         NULL, handler, s, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED,
-                         on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
-    ASSERT_NOT_NULL(s->d);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    ASSERT_NOT_NULL(info);
-    s->port = info->port;
+    s->http = (struct test_http){
+        .answer = answer,
+        .state = s,
+        .max_body_len = SRV_MAX_BODY,
+        .on_connection = on_connection,
+    };
+    s->port = test_http_start(&s->http, s->base, sizeof(s->base));
     ASSERT(s->port > 0);
-    snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%u", s->port);
     return s;
 }
 
@@ -430,7 +353,7 @@ static void srv_release(struct srv *s)
 static void srv_stop(struct srv *s)
 {
     srv_release(s);
-    MHD_stop_daemon(s->d);
+    test_http_stop(&s->http);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -452,22 +375,6 @@ static void srv_wait_stalled(struct srv *s, int n)
     pthread_mutex_unlock(&s->lock);
     if (!ok)
         TEST_FAIL("only %d of %d requests reached the server", srv_get(s, &s->n_stalled), n);
-}
-
-/* A port on 127.0.0.1 that nothing listens on (bound, then closed). */
-static unsigned closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT(fd >= 0);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT(bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
-    socklen_t len = sizeof(addr);
-    ASSERT(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
-    close(fd);
-    return ntohs(addr.sin_port);
 }
 
 static struct turso_transport *transport_start(long total_timeout_ms, size_t max_response_len)
@@ -810,7 +717,7 @@ static void connection_refused(void)
     struct turso_transport *t = transport_start(0, 0);
     char url[128];
     struct turso_reply r;
-    unsigned port = closed_port();
+    unsigned port = test_http_closed_port();
     snprintf(url, sizeof(url), "http://127.0.0.1:%u/echo", port);
     call(t, "POST", url, "secret-bearer", "{}", 0, &r);
     ASSERT_INT_EQ(r.err, TM_ERR_NETWORK);
@@ -2041,7 +1948,7 @@ static void hrana_transport_errors(void)
     struct box b;
     char url[128], expected[256], message[256];
 
-    unsigned port = closed_port();
+    unsigned port = test_http_closed_port();
     snprintf(url, sizeof(url), "libsql://127.0.0.1:%u", port);
     /* libsql:// means https: a closed port fails at connect either way. */
     run_pipeline(t, url, "secret-token", one_select, 0, &b);
