@@ -39,6 +39,21 @@
                       b_ ? b_ : "(null)");                                                         \
     } while (0)
 
+/* Whether a string holds, or lacks, a piece (a NULL string fails both). */
+#define ASSERT_CONTAINS(haystack, needle)                                                          \
+    do {                                                                                           \
+        const char *h_ = (haystack), *n_ = (needle);                                               \
+        if (!h_ || !strstr(h_, n_))                                                                \
+            TEST_FAIL("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_);                   \
+    } while (0)
+
+#define ASSERT_LACKS(haystack, needle)                                                             \
+    do {                                                                                           \
+        const char *h_ = (haystack), *n_ = (needle);                                               \
+        if (!h_ || strstr(h_, n_))                                                                 \
+            TEST_FAIL("\"%s\" contains \"%s\"", h_ ? h_ : "(null)", n_);                           \
+    } while (0)
+
 #define ASSERT_NULL(p)     ASSERT((p) == NULL)
 #define ASSERT_NOT_NULL(p) ASSERT((p) != NULL)
 

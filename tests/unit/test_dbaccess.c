@@ -21,20 +21,6 @@
 #define WAIT_MS    20000
 #define MAX_TOKENS 64
 
-#define ASSERT_CONTAINS(haystack, needle)                                                          \
-    do {                                                                                           \
-        const char *h_ = (haystack), *n_ = (needle);                                               \
-        if (!h_ || !strstr(h_, n_))                                                                \
-            TEST_FAIL("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_);                   \
-    } while (0)
-
-#define ASSERT_LACKS(haystack, needle)                                                             \
-    do {                                                                                           \
-        const char *h_ = (haystack), *n_ = (needle);                                               \
-        if (!h_ || strstr(h_, n_))                                                                 \
-            TEST_FAIL("\"%s\" contains \"%s\"", h_ ? h_ : "(null)", n_);                           \
-    } while (0)
-
 static const char token_a[] = "platform-token-A-7c1e0b9a55d3";
 static const char token_b[] = "platform-token-B-41f2aa06e8c7";
 static const char token_bad[] = "platform-token-REVOKED-0d9e2f";

@@ -23,13 +23,6 @@
         json_decref(j_);                                                                           \
     } while (0)
 
-#define ASSERT_CONTAINS(haystack, needle)                                                          \
-    do {                                                                                           \
-        const char *h_ = (haystack), *n_ = (needle);                                               \
-        if (!h_ || !strstr(h_, n_))                                                                \
-            TEST_FAIL("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_);                   \
-    } while (0)
-
 static json_t *load(const char *text)
 {
     json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);

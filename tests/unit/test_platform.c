@@ -21,20 +21,6 @@
 #define SRV_MAX_BODY     ((size_t)1024 * 1024)
 #define SRV_STALL_MAX_MS 1000
 
-#define ASSERT_CONTAINS(haystack, needle)                                                          \
-    do {                                                                                           \
-        const char *h_ = (haystack), *n_ = (needle);                                               \
-        if (!h_ || !strstr(h_, n_))                                                                \
-            TEST_FAIL("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_);                   \
-    } while (0)
-
-#define ASSERT_LACKS(haystack, needle)                                                             \
-    do {                                                                                           \
-        const char *h_ = (haystack), *n_ = (needle);                                               \
-        if (!h_ || strstr(h_, n_))                                                                 \
-            TEST_FAIL("\"%s\" contains \"%s\"", h_ ? h_ : "(null)", n_);                           \
-    } while (0)
-
 static const char platform_token[] = "eyJhbGciOiJFZERTQSJ9.cGxhdGZvcm0.c2lnbmF0dXJlLXNlY3JldA";
 
 /* ---- the in-process server ---- */

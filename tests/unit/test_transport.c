@@ -25,13 +25,6 @@
 #define SRV_STALL_MAX_MS 5000  /* a stalled handler gives up after this */
 #define WAIT_MS          20000 /* upper bound on any wait in these tests */
 
-#define ASSERT_CONTAINS(haystack, needle)                                                          \
-    do {                                                                                           \
-        const char *h_ = (haystack), *n_ = (needle);                                               \
-        if (!h_ || !strstr(h_, n_))                                                                \
-            TEST_FAIL("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_);                   \
-    } while (0)
-
 /* ---- time helpers ---- */
 
 static long long now_ms(void)
