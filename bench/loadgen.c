@@ -699,45 +699,14 @@ static const char *skip_value(const char *p, const char *end)
     return p;
 }
 
-/* The value of member `name` of the object at p, or NULL. */
-static const char *member(const char *p, const char *end, const char *name)
-{
-    size_t nl = strlen(name);
-    p = skip_ws(p, end);
-    if (p >= end || *p != '{')
-        return NULL;
-    p++;
-    for (;;) {
-        p = skip_ws(p, end);
-        if (p >= end || *p != '"')
-            return NULL;
-        const char *key = p + 1;
-        p = skip_value(p, end);
-        if (!p)
-            return NULL;
-        bool is_match = (size_t)(p - 1 - key) == nl && memcmp(key, name, nl) == 0;
-        p = skip_ws(p, end);
-        if (p >= end || *p != ':')
-            return NULL;
-        const char *v = skip_ws(p + 1, end);
-        if (is_match)
-            return v;
-        p = skip_value(v, end);
-        if (!p)
-            return NULL;
-        p = skip_ws(p, end);
-        if (p >= end || *p != ',')
-            return NULL;
-        p++;
-    }
-}
-
 /*
  * Walks the object at p to its end; *found is the value of its member `name`
  * (NULL when absent). Returns the byte after the object, or NULL if it is cut
- * short or not an object.
+ * short or not an object; with `is_first_enough`, returns that value as
+ * soon as it is found instead.
  */
-static const char *walk_object(const char *p, const char *end, const char *name, const char **found)
+static const char *walk_object(const char *p, const char *end, const char *name, const char **found,
+                               bool is_first_enough)
 {
     size_t nl = strlen(name);
     *found = NULL;
@@ -760,8 +729,11 @@ static const char *walk_object(const char *p, const char *end, const char *name,
         if (p >= end || *p != ':')
             return NULL;
         const char *v = skip_ws(p + 1, end);
-        if (is_match)
+        if (is_match) {
             *found = v;
+            if (is_first_enough)
+                return v;
+        }
         p = skip_value(v, end);
         if (!p)
             return NULL;
@@ -772,6 +744,14 @@ static const char *walk_object(const char *p, const char *end, const char *name,
             return NULL;
         p++;
     }
+}
+
+/* The value of member `name` of the object at p, or NULL; stops at it. */
+static const char *member(const char *p, const char *end, const char *name)
+{
+    const char *v = NULL;
+    walk_object(p, end, name, &v, true);
+    return v;
 }
 
 /*
@@ -805,7 +785,7 @@ static void jsonrpc_members(const char *p, const char *end, const char **error, 
             p = skip_value(v, end);
         } else if (kl == 6 && memcmp(key, "result", 6) == 0) {
             *result = v;
-            p = v < end && *v == '{' ? walk_object(v, end, "isError", is_error)
+            p = v < end && *v == '{' ? walk_object(v, end, "isError", is_error, false)
                                      : skip_value(v, end);
         } else {
             p = skip_value(v, end);
