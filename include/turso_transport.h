@@ -1,7 +1,8 @@
 /*
- * The HTTP transport to Turso: one libcurl multi handle driven by its own
- * thread, with pooled keep-alive connections, shared DNS and TLS session
- * caches, connect and total timeouts and TLS verification on.
+ * The HTTP transport to Turso: libcurl multi handles each driven by a thread
+ * of its own (a request goes to the least busy), with pooled keep-alive
+ * connections, shared DNS and TLS session caches, connect and total
+ * timeouts and TLS verification on.
  *
  * Callers submit a request with a completion callback; the callback runs
  * on one of the transport's callback threads (never the thread that drives
@@ -30,6 +31,7 @@ struct turso_transport_opts {
     size_t max_response_len; /* larger bodies fail with TM_ERR_TOO_LARGE; 0: 64 MiB */
     const char *user_agent;  /* copied; NULL: "turso-mcp" */
     int n_callback_threads;  /* threads that run completion callbacks; 0: 2 */
+    int n_threads;           /* threads that drive connections; 0: one per CPU, up to 4 */
 };
 
 struct turso_request {
@@ -67,12 +69,12 @@ struct turso_call_group {
  */
 typedef void (*turso_reply_fn)(const struct turso_reply *reply, void *ctx);
 
-/* Starts the transport thread and its callback threads. *out owns the transport. */
+/* Starts the threads that drive connections and run callbacks. *out owns the transport. */
 enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
                                   struct turso_transport **out);
 
 /*
- * Stops the thread: transfers still running end with TM_ERR_CANCELLED
+ * Stops the threads: transfers still running end with TM_ERR_CANCELLED
  * (their callbacks run before this returns). Clears *t; accepts NULL.
  */
 void turso_transport_stop(struct turso_transport **t);
@@ -125,7 +127,7 @@ uint64_t turso_transport_new_group_id(void);
 
 /*
  * Cancels every request of group `group_id` on `t`: queued and running ones
- * end with TM_ERR_CANCELLED, each callback running once, on the transport
+ * end with TM_ERR_CANCELLED, each callback running once, on a callback
  * thread, promptly but never inside this call (a request that curl has
  * just finished may still report its own outcome). The id is remembered
  * (the last 1024 cancelled ids), so requests submitted for it later end

@@ -288,7 +288,8 @@ static int user_add(const struct config *cfg, int argc, char **argv)
     }
     struct turso_transport_opts topts = {.connect_timeout_ms = cfg->connect_timeout_ms,
                                          .total_timeout_ms = cfg->upstream_timeout_ms,
-                                         .user_agent = "turso-mcp/" TM_VERSION};
+                                         .user_agent = "turso-mcp/" TM_VERSION,
+                                         .n_threads = 1}; /* one request at a time */
     if (turso_transport_start(&topts, &t) != TM_OK) {
         fprintf(stderr, "user add: cannot start the HTTP client\n");
         goto out;
@@ -636,7 +637,8 @@ int admin_healthcheck(const struct config *cfg, int argc, char **argv)
     snprintf(url, sizeof(url), "%s/healthz", base);
     struct turso_transport_opts topts = {.connect_timeout_ms = HEALTHCHECK_TIMEOUT_MS,
                                          .total_timeout_ms = HEALTHCHECK_TIMEOUT_MS,
-                                         .user_agent = "turso-mcp-healthcheck/" TM_VERSION};
+                                         .user_agent = "turso-mcp-healthcheck/" TM_VERSION,
+                                         .n_threads = 1};
     if (turso_transport_start(&topts, &t) != TM_OK) {
         fprintf(stderr, "healthcheck: cannot start the HTTP client\n");
         goto out;

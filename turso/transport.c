@@ -1,18 +1,24 @@
 /*
- * The HTTP transport to Turso: one libcurl multi handle driven, event style,
- * by a thread of its own. Submitters on any thread copy their request into a
- * transfer, queue it under `lock` and wake the thread through an eventfd; the
- * thread owns an epoll set holding that eventfd and the sockets curl asks it
- * to watch (CURLMOPT_SOCKETFUNCTION), sleeps in epoll_wait until a socket is
- * ready or curl's timer (CURLMOPT_TIMERFUNCTION) is due, and hands each event
- * to curl_multi_socket_action, so that a turn costs in proportion to what
+ * The HTTP transport to Turso: libcurl multi handles driven, event style, each
+ * by a thread of its own (a lane). Submitters on any thread copy their request
+ * into a transfer, queue it on the least busy lane under that lane's `lock`
+ * and wake its thread through an eventfd; the thread owns an epoll set holding
+ * that eventfd and the sockets curl asks it to watch
+ * (CURLMOPT_SOCKETFUNCTION), sleeps in epoll_wait until a socket is ready or
+ * curl's timer (CURLMOPT_TIMERFUNCTION) is due, and hands each event to
+ * curl_multi_socket_action, so that a turn costs in proportion to what
  * happened rather than to the number of transfers. Completion callbacks run
  * on callback worker threads holding no lock, so a callback may submit
  * again. Easy handles are reset and kept for later requests. Each transfer
  * carries the call group of the thread that submitted it: cancelling a group
- * marks its transfers under `lock` and the thread ends them; a group's
- * deadline shortens each transfer's timeout. Hrana and the Platform API sit
- * above; this file knows neither.
+ * marks its transfers, lane by lane, and each lane's thread ends its own; a
+ * group's deadline shortens each transfer's timeout. Hrana and the Platform
+ * API sit above; this file knows neither.
+ *
+ * Why lanes: an upstream that closes every connection after one answer (as
+ * `tursodb --sync-server` does) makes each call a new TCP connection, and the
+ * kernel's work for it falls on the thread that connects. One thread then
+ * feeds the upstream more slowly than it answers; two keep it busy.
  */
 #include "turso_transport.h"
 
@@ -53,6 +59,9 @@
 #define TRANSPORT_IDLE_BUF_MAX ((size_t)16 * 1024)
 /* How many cancelled group ids are remembered for later submissions. */
 #define TRANSPORT_CANCELLED_MAX 1024
+/* Lanes at most, and by default one per online CPU up to this many. */
+#define TRANSPORT_LANES_MAX     8
+#define TRANSPORT_LANES_DEFAULT 4
 
 /* The submitting thread's call group; see turso_transport_set_group. */
 static _Thread_local struct turso_call_group current_group;
@@ -65,7 +74,7 @@ struct sync_wait {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool is_done;             /* guarded by lock */
-    struct turso_reply reply; /* written by the transport thread before is_done */
+    struct turso_reply reply; /* written by a lane thread before is_done */
 };
 
 /* One request, from submit until its completion has been reported. */
@@ -86,15 +95,16 @@ struct xfer {
     long timeout_ms;               /* total timeout; cut to the deadline at start */
     struct turso_call_group group; /* the submitter's group, fixed at submit */
     bool is_deadline_bound;        /* the group's deadline, not timeout_ms, limits it */
-    bool is_cancelled;             /* guarded by the transport's lock */
+    bool is_cancelled;             /* guarded by its lane's lock */
     turso_reply_fn fn;             /* NULL when waiter is set */
     void *ctx;
     struct sync_wait *waiter;  /* set by turso_transport_call */
     struct turso_transport *t; /* the transport it belongs to */
+    struct lane *lane;         /* the lane it was queued on; NULL before */
     struct turso_reply reply;  /* filled by finish, read by the callback worker */
     struct xfer *cb_next;      /* in the callback queue */
-    /* Links in the queue (next only) or the active list; changed under the
-     * transport's lock, so that cancel_group can walk both. */
+    /* Links in its lane's queue (next only) or active list; changed under
+     * the lane's lock, so that cancel_group can walk both. */
     struct xfer *prev;
     struct xfer *next;
 };
@@ -110,33 +120,32 @@ struct idle {
     struct buf resp;
 };
 
-struct turso_transport {
+/*
+ * One multi handle and the thread that drives it. Transfers stay on the lane
+ * they were queued on until they end.
+ */
+struct lane {
+    struct turso_transport *t;
     CURLM *multi;
-    CURLSH *share;
-    /* The transport thread's epoll set: wake_fd and curl's sockets. Only the
-     * transport thread changes it (from curl's socket callback). */
+    /* The lane thread's epoll set: wake_fd and curl's sockets. Only the lane
+     * thread changes it (from curl's socket callback). */
     int epoll_fd;
     /* An eventfd that submit, cancel_group and stop write to (holding lock,
      * so that stop cannot close it meanwhile) to wake the thread. */
     int wake_fd;
     /* When curl wants a timeout action, in CLOCK_MONOTONIC ns; -1: never.
-     * Transport thread only (written from curl's timer callback). */
+     * Lane thread only (written from curl's timer callback). */
     int64_t timer_at_ns;
     /* By descriptor number: whether curl watches it (see on_socket).
-     * Transport thread only. */
+     * Lane thread only. */
     bool *is_watched;
     size_t n_is_watched;
-    /* One mutex per kind of data the share handle protects; curl takes them
-     * through share_lock/share_unlock. */
-    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-    int n_share_locks; /* how many of share_locks are initialised */
     pthread_t thread;
     bool has_thread;
     /* Protects the queue, is_stopping, is_asleep, is_woken, the links of
-     * the active list, every transfer's is_cancelled, has_cancels and the
-     * cancelled ids. Taken by
-     * submitters and cancellers on any thread and briefly by the transport
-     * thread; never held while a callback runs or while curl works. */
+     * the active list, each of its transfers' is_cancelled and has_cancels.
+     * Taken by submitters and cancellers on any thread and briefly by the
+     * lane thread; never held while a callback runs or while curl works. */
     pthread_mutex_t lock;
     bool has_lock;
     struct xfer *queue_head;
@@ -146,10 +155,26 @@ struct turso_transport {
      * wake_fd was written since. Wakeups are skipped otherwise. */
     bool is_asleep;
     bool is_woken;
-    /* In the multi handle. Only the transport thread adds and unlinks
-     * (holding lock); cancel_group reads it holding lock. */
+    /* In the multi handle. Only the lane thread adds and unlinks (holding
+     * lock); cancel_group reads it holding lock. */
     struct xfer *active;
     bool has_cancels; /* some active transfer has is_cancelled set */
+    /* Transfers queued or running here, to pick the least busy lane. */
+    atomic_int n_busy;
+};
+
+struct turso_transport {
+    CURLSH *share;
+    /* One mutex per kind of data the share handle protects; curl takes them
+     * through share_lock/share_unlock. */
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+    int n_share_locks; /* how many of share_locks are initialised */
+    struct lane lanes[TRANSPORT_LANES_MAX];
+    int n_lanes; /* how many lanes are set up (their threads may not all run) */
+    /* Guards the cancelled ids. Taken alone, or inside a lane's lock (by
+     * enqueue), never the other way round. */
+    pthread_mutex_t cancel_lock;
+    bool has_cancel_lock;
     /* The last TRANSPORT_CANCELLED_MAX cancelled group ids, oldest
      * overwritten first; 0 marks an empty slot. */
     uint64_t cancelled[TRANSPORT_CANCELLED_MAX];
@@ -171,10 +196,10 @@ struct turso_transport {
     struct idle idle[TRANSPORT_IDLE_MAX];
     int n_idle;
     /*
-     * Callbacks run on these workers, not on the transport thread: turning
-     * a large answer into a tool result takes milliseconds, and the thread
-     * that drives every connection must not wait for it (nor must other
-     * users' calls). `cb_lock` guards the queue and cb_is_stopping.
+     * Callbacks run on these workers, not on a lane thread: turning a large
+     * answer into a tool result takes milliseconds, and a thread that drives
+     * connections must not wait for it (nor must other users' calls).
+     * `cb_lock` guards the queue and cb_is_stopping.
      */
     pthread_t workers[TRANSPORT_WORKERS_MAX];
     int n_workers;
@@ -199,18 +224,18 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Wakes the transport thread, if it sleeps and nobody woke it yet: awake,
- * it looks at the queue and at is_stopping before it sleeps again. Holding
- * t->lock (see wake_fd). */
-static void wake(struct turso_transport *t)
+/* Wakes the lane's thread, if it sleeps and nobody woke it yet: awake, it
+ * looks at the queue and at is_stopping before it sleeps again. Holding
+ * l->lock (see wake_fd). */
+static void wake(struct lane *l)
 {
-    if (!t->is_asleep || t->is_woken)
+    if (!l->is_asleep || l->is_woken)
         return;
     uint64_t one = 1;
     /* A full counter (EAGAIN) already means a wakeup is pending. */
-    ssize_t n = write(t->wake_fd, &one, sizeof(one));
+    ssize_t n = write(l->wake_fd, &one, sizeof(one));
     (void)n;
-    t->is_woken = true;
+    l->is_woken = true;
 }
 
 static void share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *userptr)
@@ -465,7 +490,7 @@ out:
     return err;
 }
 
-/* Where `id` is, or would go, in cancelled_sorted. Holding t->lock. */
+/* Where `id` is, or would go, in cancelled_sorted. Holding t->cancel_lock. */
 static size_t cancelled_find(const struct turso_transport *t, uint64_t id)
 {
     size_t lo = 0, hi = t->n_cancelled;
@@ -479,7 +504,7 @@ static size_t cancelled_find(const struct turso_transport *t, uint64_t id)
     return lo;
 }
 
-/* Whether `id` is among the remembered cancelled groups. Holding t->lock. */
+/* Whether `id` is among the remembered cancelled groups. Holding t->cancel_lock. */
 static bool is_group_cancelled(const struct turso_transport *t, uint64_t id)
 {
     if (id == 0 || t->n_cancelled == 0)
@@ -489,7 +514,7 @@ static bool is_group_cancelled(const struct turso_transport *t, uint64_t id)
 }
 
 /* Remembers a cancelled group `id` (not 0, not yet remembered), forgetting
- * the oldest when full. Holding t->lock. */
+ * the oldest when full. Holding t->cancel_lock. */
 static void remember_cancelled(struct turso_transport *t, uint64_t id)
 {
     uint64_t *sorted = t->cancelled_sorted;
@@ -508,32 +533,56 @@ static void remember_cancelled(struct turso_transport *t, uint64_t id)
     t->cancelled_next = (t->cancelled_next + 1) % TRANSPORT_CANCELLED_MAX;
 }
 
-/* Queues `x` for the transport thread, or refuses it when stopping. */
+/* The lane with the fewest transfers, the first of those tied: requests
+ * one at a time all take the first lane and its kept-alive connections. */
+static struct lane *least_busy_lane(struct turso_transport *t)
+{
+    struct lane *best = &t->lanes[0];
+    int best_busy = atomic_load_explicit(&best->n_busy, memory_order_relaxed);
+    for (int i = 1; i < t->n_lanes && best_busy > 0; i++) {
+        int busy = atomic_load_explicit(&t->lanes[i].n_busy, memory_order_relaxed);
+        if (busy < best_busy) {
+            best = &t->lanes[i];
+            best_busy = busy;
+        }
+    }
+    return best;
+}
+
+/* Queues `x` on the least busy lane, or refuses it when stopping. */
 static enum tm_err enqueue(struct turso_transport *t, struct xfer *x)
 {
-    pthread_mutex_lock(&t->lock);
-    if (t->is_stopping) {
-        pthread_mutex_unlock(&t->lock);
+    struct lane *l = least_busy_lane(t);
+    pthread_mutex_lock(&l->lock);
+    if (l->is_stopping) {
+        pthread_mutex_unlock(&l->lock);
         return TM_ERR_CANCELLED;
     }
-    /* A group cancelled before this submission: the thread ends it at once. */
+    /* A group cancelled before this submission: the thread ends it at once.
+     * Checked inside the lane's lock, so that a cancel either is seen here
+     * or finds the transfer in the queue (cancel_group remembers the id
+     * before it walks the lanes). */
+    pthread_mutex_lock(&t->cancel_lock);
     x->is_cancelled = is_group_cancelled(t, x->group.id);
+    pthread_mutex_unlock(&t->cancel_lock);
+    x->lane = l;
     x->next = NULL;
-    if (t->queue_tail)
-        t->queue_tail->next = x;
+    if (l->queue_tail)
+        l->queue_tail->next = x;
     else
-        t->queue_head = x;
-    t->queue_tail = x;
+        l->queue_head = x;
+    l->queue_tail = x;
+    atomic_fetch_add_explicit(&l->n_busy, 1, memory_order_relaxed);
     /* Woken under the lock: stop cannot get past setting is_stopping, so
      * wake_fd cannot be closed, until this returns. */
-    wake(t);
-    pthread_mutex_unlock(&t->lock);
+    wake(l);
+    pthread_mutex_unlock(&l->lock);
     return TM_OK;
 }
 
 /*
  * Reports the end of a transfer (to its callback or its waiter) and frees it.
- * Transport thread only, holding no lock.
+ * Its lane's thread only, holding no lock.
  */
 static void run_callback(struct xfer *x);
 
@@ -544,6 +593,8 @@ static void finish(struct xfer *x, enum tm_err err, long status, const char *mes
     if (x->easy)
         curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &seconds);
     metrics_upstream(err != TM_OK || status < 200 || status > 299, seconds * 1000.0);
+    if (x->lane)
+        atomic_fetch_sub_explicit(&x->lane->n_busy, 1, memory_order_relaxed);
 
     /* The transfer is over: wipe the bearer before anyone else runs. */
     xfer_release_curl(x);
@@ -677,33 +728,33 @@ static void complete(struct xfer *x, CURLcode rc)
     finish(x, map_curl_error(rc), 0, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
 }
 
-/* The two below run on the transport thread, holding t->lock. */
-static void active_unlink(struct turso_transport *t, struct xfer *x)
+/* The two below run on the lane's thread, holding l->lock. */
+static void active_unlink(struct lane *l, struct xfer *x)
 {
     if (x->prev)
         x->prev->next = x->next;
     else
-        t->active = x->next;
+        l->active = x->next;
     if (x->next)
         x->next->prev = x->prev;
     x->prev = x->next = NULL;
 }
 
-static void active_add(struct turso_transport *t, struct xfer *x)
+static void active_add(struct lane *l, struct xfer *x)
 {
     x->prev = NULL;
-    x->next = t->active;
-    if (t->active)
-        t->active->prev = x;
-    t->active = x;
+    x->next = l->active;
+    if (l->active)
+        l->active->prev = x;
+    l->active = x;
 }
 
 /* Reports every transfer curl has finished. */
-static void drain_done(struct turso_transport *t)
+static void drain_done(struct lane *l)
 {
     CURLMsg *m;
     int n_left = 0;
-    while ((m = curl_multi_info_read(t->multi, &n_left)) != NULL) {
+    while ((m = curl_multi_info_read(l->multi, &n_left)) != NULL) {
         if (m->msg != CURLMSG_DONE)
             continue;
         /* Read the message before remove_handle invalidates it. */
@@ -712,10 +763,10 @@ static void drain_done(struct turso_transport *t)
         char *priv = NULL;
         curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
         struct xfer *x = (struct xfer *)priv;
-        curl_multi_remove_handle(t->multi, e);
-        pthread_mutex_lock(&t->lock);
-        active_unlink(t, x);
-        pthread_mutex_unlock(&t->lock);
+        curl_multi_remove_handle(l->multi, e);
+        pthread_mutex_lock(&l->lock);
+        active_unlink(l, x);
+        pthread_mutex_unlock(&l->lock);
         complete(x, rc);
     }
 }
@@ -724,56 +775,56 @@ static void drain_done(struct turso_transport *t)
  * Ends every queued and running transfer with TM_ERR_CANCELLED. Callbacks
  * cannot queue more (submit refuses once stopping), so this ends.
  */
-static void cancel_all(struct turso_transport *t)
+static void cancel_all(struct lane *l)
 {
     for (;;) {
-        pthread_mutex_lock(&t->lock);
-        struct xfer *x = t->active;
+        pthread_mutex_lock(&l->lock);
+        struct xfer *x = l->active;
         bool is_active = x != NULL;
         if (x) {
-            active_unlink(t, x);
+            active_unlink(l, x);
         } else {
-            x = t->queue_head;
+            x = l->queue_head;
             if (x) {
-                t->queue_head = x->next;
-                if (!t->queue_head)
-                    t->queue_tail = NULL;
+                l->queue_head = x->next;
+                if (!l->queue_head)
+                    l->queue_tail = NULL;
                 x->next = NULL;
             }
         }
-        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&l->lock);
         if (!x)
             break;
         if (is_active)
-            curl_multi_remove_handle(t->multi, x->easy);
+            curl_multi_remove_handle(l->multi, x->easy);
         finish(x, TM_ERR_CANCELLED, 0, "the transport is stopping");
     }
 }
 
 /* Ends the running transfers that turso_transport_cancel_group marked. */
-static void end_cancelled(struct turso_transport *t)
+static void end_cancelled(struct lane *l)
 {
     struct xfer *ended = NULL;
-    pthread_mutex_lock(&t->lock);
-    if (t->has_cancels) {
-        t->has_cancels = false;
-        struct xfer *x = t->active;
+    pthread_mutex_lock(&l->lock);
+    if (l->has_cancels) {
+        l->has_cancels = false;
+        struct xfer *x = l->active;
         while (x) {
             struct xfer *next = x->next;
             if (x->is_cancelled) {
-                active_unlink(t, x);
+                active_unlink(l, x);
                 x->next = ended;
                 ended = x;
             }
             x = next;
         }
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&l->lock);
     while (ended) {
         struct xfer *x = ended;
         ended = x->next;
         x->next = NULL;
-        curl_multi_remove_handle(t->multi, x->easy);
+        curl_multi_remove_handle(l->multi, x->easy);
         finish(x, TM_ERR_CANCELLED, 0, "the call was cancelled");
     }
 }
@@ -785,20 +836,20 @@ static void end_cancelled(struct turso_transport *t)
  * Transfers queued meanwhile (by the callbacks run here) wait for the next
  * turn, which comes at once since submitting wakes the thread.
  */
-static void start_queued(struct turso_transport *t)
+static void start_queued(struct lane *l)
 {
-    pthread_mutex_lock(&t->lock);
-    struct xfer *last = t->queue_tail;
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_lock(&l->lock);
+    struct xfer *last = l->queue_tail;
+    pthread_mutex_unlock(&l->lock);
     bool is_last = last == NULL;
     while (!is_last) {
         enum tm_err err = TM_OK;
         uint64_t late_ms = 0;
-        pthread_mutex_lock(&t->lock);
-        struct xfer *x = t->queue_head;
-        t->queue_head = x->next;
-        if (!t->queue_head)
-            t->queue_tail = NULL;
+        pthread_mutex_lock(&l->lock);
+        struct xfer *x = l->queue_head;
+        l->queue_head = x->next;
+        if (!l->queue_head)
+            l->queue_tail = NULL;
         x->next = NULL;
         is_last = x == last;
         if (x->is_cancelled) {
@@ -819,8 +870,8 @@ static void start_queued(struct turso_transport *t)
             }
         }
         if (err == TM_OK)
-            active_add(t, x);
-        pthread_mutex_unlock(&t->lock);
+            active_add(l, x);
+        pthread_mutex_unlock(&l->lock);
 
         if (err == TM_ERR_CANCELLED) {
             finish(x, err, 0, "the call was cancelled");
@@ -835,34 +886,34 @@ static void start_queued(struct turso_transport *t)
             continue;
         }
         if (curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, x->timeout_ms) != CURLE_OK ||
-            curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
-            pthread_mutex_lock(&t->lock);
-            active_unlink(t, x);
-            pthread_mutex_unlock(&t->lock);
+            curl_multi_add_handle(l->multi, x->easy) != CURLM_OK) {
+            pthread_mutex_lock(&l->lock);
+            active_unlink(l, x);
+            pthread_mutex_unlock(&l->lock);
             finish(x, TM_ERR_INTERNAL, 0, "could not start the transfer");
         }
     }
 }
 
 /* Where the thread notes whether curl watches socket `s`, growing the
- * table as needed; NULL if it cannot grow. Transport thread only. */
-static bool *watched_slot(struct turso_transport *t, curl_socket_t s)
+ * table as needed; NULL if it cannot grow. Lane thread only. */
+static bool *watched_slot(struct lane *l, curl_socket_t s)
 {
     if (s < 0)
         return NULL;
     size_t i = (size_t)s;
-    if (i >= t->n_is_watched) {
-        size_t n = t->n_is_watched ? t->n_is_watched : 64;
+    if (i >= l->n_is_watched) {
+        size_t n = l->n_is_watched ? l->n_is_watched : 64;
         while (n <= i)
             n *= 2;
-        bool *grown = realloc(t->is_watched, n * sizeof(*grown));
+        bool *grown = realloc(l->is_watched, n * sizeof(*grown));
         if (!grown)
             return NULL;
-        memset(grown + t->n_is_watched, 0, (n - t->n_is_watched) * sizeof(*grown));
-        t->is_watched = grown;
-        t->n_is_watched = n;
+        memset(grown + l->n_is_watched, 0, (n - l->n_is_watched) * sizeof(*grown));
+        l->is_watched = grown;
+        l->n_is_watched = n;
     }
-    return &t->is_watched[i];
+    return &l->is_watched[i];
 }
 
 /*
@@ -874,15 +925,15 @@ static bool *watched_slot(struct turso_transport *t, curl_socket_t s)
  */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    struct turso_transport *t = userp;
+    struct lane *l = userp;
     (void)easy;
     (void)socketp;
-    bool *is_watched = watched_slot(t, s);
+    bool *is_watched = watched_slot(l, s);
     if (what == CURL_POLL_REMOVE) {
         if (is_watched)
             *is_watched = false;
         else
-            epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, s, NULL); /* cannot note it: drop it now */
+            epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, s, NULL); /* cannot note it: drop it now */
         return 0;
     }
     struct epoll_event ev;
@@ -892,11 +943,11 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     /* A socket left in the set (still open) answers ADD with EEXIST; a
      * watched one closed behind our back answers MOD with ENOENT. */
     int op = is_watched && *is_watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    int rc = epoll_ctl(t->epoll_fd, op, s, &ev);
+    int rc = epoll_ctl(l->epoll_fd, op, s, &ev);
     if (rc != 0 && op == EPOLL_CTL_ADD && errno == EEXIST)
-        rc = epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, s, &ev);
+        rc = epoll_ctl(l->epoll_fd, EPOLL_CTL_MOD, s, &ev);
     else if (rc != 0 && op == EPOLL_CTL_MOD && errno == ENOENT)
-        rc = epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, s, &ev);
+        rc = epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, s, &ev);
     /* Any other failure is the kernel out of memory. Returning -1 would make
      * curl 7.88 mark the whole multi handle dead, so leave it: the transfer
      * ends at its timeout. */
@@ -910,29 +961,29 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
  * records it: curl forbids calling back into the multi handle from here. */
 static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
-    struct turso_transport *t = userp;
+    struct lane *l = userp;
     (void)multi;
-    t->timer_at_ns = timeout_ms < 0 ? -1 : mono_ns() + (int64_t)timeout_ms * 1000000;
+    l->timer_at_ns = timeout_ms < 0 ? -1 : mono_ns() + (int64_t)timeout_ms * 1000000;
     return 0;
 }
 
 /* Gives curl its timeout action when the timer is due. */
-static void act_on_timer(struct turso_transport *t)
+static void act_on_timer(struct lane *l)
 {
-    if (t->timer_at_ns < 0 || t->timer_at_ns > mono_ns())
+    if (l->timer_at_ns < 0 || l->timer_at_ns > mono_ns())
         return;
     /* Cleared first: curl sets it again, from inside the action, if needed. */
-    t->timer_at_ns = -1;
+    l->timer_at_ns = -1;
     int n_running = 0;
-    curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &n_running);
+    curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &n_running);
 }
 
 /* How long the thread may sleep: until curl's timer, at most TRANSPORT_POLL_MS. */
-static int wait_ms(const struct turso_transport *t)
+static int wait_ms(const struct lane *l)
 {
-    if (t->timer_at_ns < 0)
+    if (l->timer_at_ns < 0)
         return TRANSPORT_POLL_MS;
-    int64_t left_ns = t->timer_at_ns - mono_ns();
+    int64_t left_ns = l->timer_at_ns - mono_ns();
     if (left_ns <= 0)
         return 0;
     /* Rounded up: waking before the timer is due would waste a turn. */
@@ -942,45 +993,45 @@ static int wait_ms(const struct turso_transport *t)
 
 static void *run(void *arg)
 {
-    struct turso_transport *t = arg;
+    struct lane *l = arg;
     struct epoll_event events[TRANSPORT_EVENTS_MAX];
     for (;;) {
-        pthread_mutex_lock(&t->lock);
-        t->is_asleep = false;
-        t->is_woken = false;
-        bool is_stopping = t->is_stopping;
-        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_lock(&l->lock);
+        l->is_asleep = false;
+        l->is_woken = false;
+        bool is_stopping = l->is_stopping;
+        pthread_mutex_unlock(&l->lock);
 
         if (is_stopping) {
-            cancel_all(t);
+            cancel_all(l);
             break;
         }
-        end_cancelled(t);
-        start_queued(t);
+        end_cancelled(l);
+        start_queued(l);
         /* Adding a transfer sets the timer to now: start it at once. */
-        act_on_timer(t);
-        drain_done(t);
+        act_on_timer(l);
+        drain_done(l);
 
         /* Sleep only with nothing to do; from here on, work that arrives
          * wakes the thread. The queue may hold what callbacks submitted
          * during this turn. */
-        pthread_mutex_lock(&t->lock);
-        bool is_busy = t->queue_head || t->has_cancels || t->is_stopping;
-        t->is_asleep = !is_busy;
-        pthread_mutex_unlock(&t->lock);
-        int timeout_ms = is_busy ? 0 : wait_ms(t);
-        int n = epoll_wait(t->epoll_fd, events, TRANSPORT_EVENTS_MAX, timeout_ms);
+        pthread_mutex_lock(&l->lock);
+        bool is_busy = l->queue_head || l->has_cancels || l->is_stopping;
+        l->is_asleep = !is_busy;
+        pthread_mutex_unlock(&l->lock);
+        int timeout_ms = is_busy ? 0 : wait_ms(l);
+        int n = epoll_wait(l->epoll_fd, events, TRANSPORT_EVENTS_MAX, timeout_ms);
         for (int i = 0; i < n; i++) {
             int fd = events[i].data.fd;
-            if (fd == t->wake_fd) {
+            if (fd == l->wake_fd) {
                 uint64_t count;
-                ssize_t len = read(t->wake_fd, &count, sizeof(count));
+                ssize_t len = read(l->wake_fd, &count, sizeof(count));
                 (void)len;
                 continue;
             }
-            if ((size_t)fd < t->n_is_watched && !t->is_watched[fd]) {
+            if ((size_t)fd < l->n_is_watched && !l->is_watched[fd]) {
                 /* Left in the set by on_socket, open and ready: drop it. */
-                epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+                epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
                 continue;
             }
             uint32_t e = events[i].events;
@@ -988,20 +1039,36 @@ static void *run(void *arg)
                        ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
                        ((e & EPOLLERR) ? CURL_CSELECT_ERR : 0);
             int n_running = 0;
-            curl_multi_socket_action(t->multi, fd, mask, &n_running);
+            curl_multi_socket_action(l->multi, fd, mask, &n_running);
         }
-        if (n == 0 && timeout_ms == TRANSPORT_POLL_MS && t->timer_at_ns < 0) {
+        if (n == 0 && timeout_ms == TRANSPORT_POLL_MS && l->timer_at_ns < 0) {
             /* The safety net of TRANSPORT_POLL_MS. */
             int n_running = 0;
-            curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &n_running);
+            curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &n_running);
         }
-        act_on_timer(t);
-        drain_done(t);
+        act_on_timer(l);
+        drain_done(l);
     }
     return NULL;
 }
 
-/* Frees what start built; the thread is joined (or was never started). */
+/* Frees what lane_init built; the lane's thread is joined (or never ran).
+ * Before the share goes: the multi handle may hold connections using it. */
+static void lane_free(struct lane *l)
+{
+    if (l->multi)
+        curl_multi_cleanup(l->multi);
+    /* After the multi handle, whose cleanup may still report sockets. */
+    if (l->epoll_fd >= 0)
+        close(l->epoll_fd);
+    if (l->wake_fd >= 0)
+        close(l->wake_fd);
+    free(l->is_watched);
+    if (l->has_lock)
+        pthread_mutex_destroy(&l->lock);
+}
+
+/* Frees what start built; every thread is joined (or was never started). */
 static void transport_free(struct turso_transport *t)
 {
     if (!t)
@@ -1014,27 +1081,89 @@ static void transport_free(struct turso_transport *t)
     t->n_idle = 0;
     if (t->has_idle_lock)
         pthread_mutex_destroy(&t->idle_lock);
-    /* Easy handles are gone by now, so the share is no longer in use. */
-    if (t->multi)
-        curl_multi_cleanup(t->multi);
+    for (int i = 0; i < t->n_lanes; i++)
+        lane_free(&t->lanes[i]);
+    /* Easy handles and multi handles are gone by now, so the share is no
+     * longer in use. */
     if (t->share)
         curl_share_cleanup(t->share);
-    /* After the multi handle, whose cleanup may still report sockets. */
-    if (t->epoll_fd >= 0)
-        close(t->epoll_fd);
-    if (t->wake_fd >= 0)
-        close(t->wake_fd);
-    free(t->is_watched);
     for (int i = 0; i < t->n_share_locks; i++)
         pthread_mutex_destroy(&t->share_locks[i]);
-    if (t->has_lock)
-        pthread_mutex_destroy(&t->lock);
+    if (t->has_cancel_lock)
+        pthread_mutex_destroy(&t->cancel_lock);
     if (t->has_cb_lock) {
         pthread_mutex_destroy(&t->cb_lock);
         pthread_cond_destroy(&t->cb_wake);
     }
     free(t->user_agent);
     free(t);
+}
+
+/* Sets up lane `l` of `t`, short of its thread; lane_free undoes it, even
+ * half done. */
+static enum tm_err lane_init(struct turso_transport *t, struct lane *l)
+{
+    l->t = t;
+    l->epoll_fd = -1;
+    l->wake_fd = -1;
+    l->timer_at_ns = -1;
+    atomic_init(&l->n_busy, 0);
+    if (pthread_mutex_init(&l->lock, NULL) != 0)
+        return TM_ERR_INTERNAL;
+    l->has_lock = true;
+    l->multi = curl_multi_init();
+    if (!l->multi)
+        return TM_ERR_NOMEM;
+    l->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epoll_fd < 0)
+        return TM_ERR_INTERNAL;
+    l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (l->wake_fd < 0)
+        return TM_ERR_INTERNAL;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.fd = l->wake_fd;
+    if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, l->wake_fd, &ev) != 0)
+        return TM_ERR_INTERNAL;
+    CURLMcode mc = CURLM_OK;
+    mc |= curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    mc |= curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+    mc |= curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    mc |= curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
+    return mc == CURLM_OK ? TM_OK : TM_ERR_INTERNAL;
+}
+
+/* How many lanes: as asked, else one per online CPU; within 1..LANES_MAX. */
+static int lane_count(const struct turso_transport_opts *opts)
+{
+    long n = opts && opts->n_threads > 0 ? opts->n_threads : 0;
+    if (n == 0) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        if (n > TRANSPORT_LANES_DEFAULT)
+            n = TRANSPORT_LANES_DEFAULT;
+    }
+    if (n < 1)
+        n = 1;
+    return n > TRANSPORT_LANES_MAX ? TRANSPORT_LANES_MAX : (int)n;
+}
+
+/* Tells every lane thread to stop, then waits for each. */
+static void lanes_stop(struct turso_transport *t)
+{
+    for (int i = 0; i < t->n_lanes; i++) {
+        struct lane *l = &t->lanes[i];
+        pthread_mutex_lock(&l->lock);
+        l->is_stopping = true;
+        if (l->has_thread)
+            wake(l);
+        pthread_mutex_unlock(&l->lock);
+    }
+    for (int i = 0; i < t->n_lanes; i++) {
+        if (t->lanes[i].has_thread)
+            pthread_join(t->lanes[i].thread, NULL);
+        t->lanes[i].has_thread = false;
+    }
 }
 
 enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
@@ -1045,14 +1174,11 @@ enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
 
     if (!out)
         return TM_ERR_INVALID;
-    if (opts && (opts->connect_timeout_ms < 0 || opts->total_timeout_ms < 0))
+    if (opts && (opts->connect_timeout_ms < 0 || opts->total_timeout_ms < 0 || opts->n_threads < 0))
         return TM_ERR_INVALID;
     t = calloc(1, sizeof(*t));
     if (!t)
         goto out;
-    t->epoll_fd = -1;
-    t->wake_fd = -1;
-    t->timer_at_ns = -1;
     t->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
                                                                  : TRANSPORT_CONNECT_TIMEOUT_MS;
     t->total_timeout_ms =
@@ -1064,9 +1190,9 @@ enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
         goto out;
 
     err = TM_ERR_INTERNAL;
-    if (pthread_mutex_init(&t->lock, NULL) != 0)
+    if (pthread_mutex_init(&t->cancel_lock, NULL) != 0)
         goto out;
-    t->has_lock = true;
+    t->has_cancel_lock = true;
     if (pthread_mutex_init(&t->idle_lock, NULL) != 0)
         goto out;
     t->has_idle_lock = true;
@@ -1079,47 +1205,36 @@ enum tm_err turso_transport_start(const struct turso_transport_opts *opts,
     t->share = curl_share_init();
     if (!t->share)
         goto out;
+    /* DNS answers and TLS sessions are shared by every lane. Connections
+     * are not: curl does not support one connection cache used by several
+     * threads at once, so each lane's multi handle keeps its own. */
     CURLSHcode sc = CURLSHE_OK;
     sc |= curl_share_setopt(t->share, CURLSHOPT_LOCKFUNC, share_lock);
     sc |= curl_share_setopt(t->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
     sc |= curl_share_setopt(t->share, CURLSHOPT_USERDATA, t);
     sc |= curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     sc |= curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    sc |= curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
     if (sc != CURLSHE_OK) {
         err = TM_ERR_INTERNAL;
         goto out;
     }
-    t->multi = curl_multi_init();
-    if (!t->multi)
-        goto out;
-    err = TM_ERR_INTERNAL;
-    t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (t->epoll_fd < 0)
-        goto out;
-    t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (t->wake_fd < 0)
-        goto out;
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN;
-    ev.data.fd = t->wake_fd;
-    if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->wake_fd, &ev) != 0)
-        goto out;
-    CURLMcode mc = CURLM_OK;
-    mc |= curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    mc |= curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
-    mc |= curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    mc |= curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
-    if (mc != CURLM_OK)
-        goto out;
-
-    if (pthread_create(&t->thread, NULL, run, t) != 0) {
-        err = TM_ERR_INTERNAL;
-        goto out;
+    for (int want = lane_count(opts); t->n_lanes < want;) {
+        /* Counted before it is set up, so that transport_free undoes a half. */
+        struct lane *l = &t->lanes[t->n_lanes++];
+        err = lane_init(t, l);
+        if (err != TM_OK)
+            goto out;
     }
-    t->has_thread = true;
-    /* Workers for callbacks; with none (a failed start), callbacks run on the transport thread. */
+    err = TM_ERR_INTERNAL;
+    for (int i = 0; i < t->n_lanes; i++) {
+        struct lane *l = &t->lanes[i];
+        if (pthread_create(&l->thread, NULL, run, l) != 0) {
+            lanes_stop(t);
+            goto out;
+        }
+        l->has_thread = true;
+    }
+    /* Workers for callbacks; with none (a failed start), callbacks run on the lane threads. */
     if (pthread_mutex_init(&t->cb_lock, NULL) == 0 && pthread_cond_init(&t->cb_wake, NULL) == 0) {
         t->has_cb_lock = true;
         int want = opts && opts->n_callback_threads > 0 ? opts->n_callback_threads : 2;
@@ -1143,14 +1258,8 @@ void turso_transport_stop(struct turso_transport **tp)
         return;
     struct turso_transport *t = *tp;
     *tp = NULL;
-    if (t->has_thread) {
-        pthread_mutex_lock(&t->lock);
-        t->is_stopping = true;
-        wake(t);
-        pthread_mutex_unlock(&t->lock);
-        pthread_join(t->thread, NULL);
-    }
-    /* The transport thread has ended every transfer; the workers run what is queued, then stop. */
+    lanes_stop(t);
+    /* The lane threads have ended every transfer; the workers run what is queued, then stop. */
     if (t->n_workers > 0) {
         pthread_mutex_lock(&t->cb_lock);
         t->cb_is_stopping = true;
@@ -1193,10 +1302,12 @@ enum tm_err turso_transport_call(struct turso_transport *t, const struct turso_r
         err = TM_ERR_INVALID;
         goto fail;
     }
-    /* The transport thread would wait for itself. */
-    if (pthread_equal(pthread_self(), t->thread)) {
-        err = TM_ERR_INTERNAL;
-        goto fail;
+    /* A lane thread would wait for itself, or for a lane it stalls. */
+    for (int i = 0; i < t->n_lanes; i++) {
+        if (pthread_equal(pthread_self(), t->lanes[i].thread)) {
+            err = TM_ERR_INTERNAL;
+            goto fail;
+        }
     }
     err = xfer_create(t, req, &x);
     if (err != TM_OK)
@@ -1263,30 +1374,36 @@ void turso_transport_cancel_group(struct turso_transport *t, uint64_t group_id)
 {
     if (!t || group_id == 0)
         return;
-    bool is_marked = false;
-    pthread_mutex_lock(&t->lock);
-    /* Remembered once, so that repeating a cancel pushes out no other id. */
+    /* Remembered once, so that repeating a cancel pushes out no other id;
+     * and before the lanes are walked (see enqueue). */
+    pthread_mutex_lock(&t->cancel_lock);
     if (!is_group_cancelled(t, group_id))
         remember_cancelled(t, group_id);
+    pthread_mutex_unlock(&t->cancel_lock);
     /* Queued transfers are ended by start_queued, running ones by
-     * end_cancelled; both on the transport thread, so callbacks run there. */
-    for (struct xfer *x = t->queue_head; x; x = x->next) {
-        if (x->group.id == group_id && !x->is_cancelled) {
-            x->is_cancelled = true;
-            is_marked = true;
+     * end_cancelled; both on the lane's thread, so callbacks run there. */
+    for (int i = 0; i < t->n_lanes; i++) {
+        struct lane *l = &t->lanes[i];
+        bool is_marked = false;
+        pthread_mutex_lock(&l->lock);
+        for (struct xfer *x = l->queue_head; x; x = x->next) {
+            if (x->group.id == group_id && !x->is_cancelled) {
+                x->is_cancelled = true;
+                is_marked = true;
+            }
         }
-    }
-    for (struct xfer *x = t->active; x; x = x->next) {
-        if (x->group.id == group_id && !x->is_cancelled) {
-            x->is_cancelled = true;
-            t->has_cancels = true;
-            is_marked = true;
+        for (struct xfer *x = l->active; x; x = x->next) {
+            if (x->group.id == group_id && !x->is_cancelled) {
+                x->is_cancelled = true;
+                l->has_cancels = true;
+                is_marked = true;
+            }
         }
+        /* Under the lock, as in enqueue: stop cannot close wake_fd yet. */
+        if (is_marked)
+            wake(l);
+        pthread_mutex_unlock(&l->lock);
     }
-    /* Under the lock, as in enqueue: stop cannot close wake_fd yet. */
-    if (is_marked)
-        wake(t);
-    pthread_mutex_unlock(&t->lock);
 }
 
 void turso_reply_cleanup(struct turso_reply *r)

@@ -370,18 +370,27 @@ static void srv_wait_stalled(struct srv *s, int n)
         TEST_FAIL("only %d of %d requests reached the server", srv_get(s, &s->n_stalled), n);
 }
 
-static struct turso_transport *transport_start(long total_timeout_ms, size_t max_response_len)
+static struct turso_transport *transport_start_lanes(long total_timeout_ms, size_t max_response_len,
+                                                     int n_threads)
 {
     struct turso_transport_opts opts = {
         .connect_timeout_ms = 2000,
         .total_timeout_ms = total_timeout_ms,
         .max_response_len = max_response_len,
         .user_agent = "turso-mcp-test/1",
+        .n_threads = n_threads,
     };
     struct turso_transport *t = NULL;
     ASSERT_INT_EQ(turso_transport_start(&opts, &t), TM_OK);
     ASSERT_NOT_NULL(t);
     return t;
+}
+
+/* Two threads drive connections whatever the machine, so that every test
+ * below has transfers, cancels and deadlines spread over both. */
+static struct turso_transport *transport_start(long total_timeout_ms, size_t max_response_len)
+{
+    return transport_start_lanes(total_timeout_ms, max_response_len, 2);
 }
 
 /* A blocking request; the reply body is parsed as JSON when `json` is set. */
@@ -756,6 +765,11 @@ static void invalid_requests(void)
     turso_reply_cleanup(&r);
     ASSERT_INT_EQ(turso_transport_call(t, &req, NULL), TM_ERR_INVALID);
     turso_transport_stop(&t);
+    /* Options that make no sense are refused, with nothing started. */
+    struct turso_transport_opts bad = {.n_threads = -1};
+    struct turso_transport *none = NULL;
+    ASSERT_INT_EQ(turso_transport_start(&bad, &none), TM_ERR_INVALID);
+    ASSERT(none == NULL);
 }
 
 #define N_CONCURRENT 200
@@ -818,10 +832,10 @@ static void on_tally(const struct turso_reply *reply, void *ctx)
     pthread_mutex_unlock(&ty->lock);
 }
 
-static void many_concurrent(void)
+static void run_many_concurrent(int n_threads)
 {
     struct srv *s = srv_start(MODE_SQLD);
-    struct turso_transport *t = transport_start(0, 0);
+    struct turso_transport *t = transport_start_lanes(0, 0, n_threads);
     static struct tally ty;
     static struct tally_slot slots[N_CONCURRENT];
     static char bodies[N_CONCURRENT][32];
@@ -857,6 +871,15 @@ static void many_concurrent(void)
     turso_transport_stop(&t);
     tally_cleanup(&ty);
     srv_stop(s);
+}
+
+/* Each answer reaches its own request, with one thread driving the
+ * connections, two, and the most there can be (more asked for are capped). */
+static void many_concurrent(void)
+{
+    run_many_concurrent(1);
+    run_many_concurrent(2);
+    run_many_concurrent(1000);
 }
 
 /* Submits the next link of a chain from inside the callback. */
