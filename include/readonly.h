@@ -31,8 +31,9 @@ enum readonly_class readonly_classify(const char *sql, size_t len);
 
 /*
  * Ends a check. `is_allowed`: every statement only reads. Otherwise
- * `refusal` is a CallToolResult with isError saying which statement and
- * why (a new reference for the callee; NULL when memory ran out).
+ * `refusal` is an error result (tool_error_result) saying which statement
+ * and why, for tool_call_finish (a new reference for the callee; NULL when
+ * memory ran out).
  */
 typedef void (*readonly_done_fn)(bool is_allowed, json_t *refusal, void *ctx);
 

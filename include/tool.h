@@ -27,17 +27,14 @@ struct tool_env {
 };
 
 struct tool_call;
-typedef void (*tool_finish_fn)(struct tool_call *call, json_t *result);
-typedef void (*tool_finish_text_fn)(struct tool_call *call, char *result, size_t len,
-                                    bool is_error);
+typedef void (*tool_finish_fn)(struct tool_call *call, char *result, size_t len, bool is_error);
 
 struct tool_call {
     const struct tool_env *env;
-    const struct creds *creds;       /* borrowed: valid until finish is called */
-    const json_t *args;              /* borrowed: the `arguments` object, valid until finish */
-    tool_finish_fn finish;           /* takes the CallToolResult (a new reference) */
-    tool_finish_text_fn finish_text; /* takes it as JSON text (malloc'd) */
-    void *owner;                     /* the caller's, untouched by tools */
+    const struct creds *creds; /* borrowed: valid until finish is called */
+    const json_t *args;        /* borrowed: the `arguments` object, valid until finish */
+    tool_finish_fn finish;     /* takes the CallToolResult as JSON text (malloc'd) */
+    void *owner;               /* the caller's, untouched by tools */
 };
 
 struct tool_desc {
@@ -53,11 +50,13 @@ struct tool_desc {
     void (*run)(struct tool_call *call);
 };
 
-/* Ends a call with `result` (stolen). */
-static inline void tool_call_finish(struct tool_call *call, json_t *result)
-{
-    call->finish(call, result);
-}
+/*
+ * Ends a call with `result` (stolen), from tool_result, tool_ok_result or
+ * tool_error_result: written as JSON text here, its structured content
+ * serialised once for both the text block and structuredContent. A NULL
+ * result (out of memory) ends the call with an internal error.
+ */
+void tool_call_finish(struct tool_call *call, json_t *result);
 
 /*
  * Ends a call with a CallToolResult already written as compact JSON text:
@@ -68,28 +67,22 @@ static inline void tool_call_finish(struct tool_call *call, json_t *result)
 static inline void tool_call_finish_text(struct tool_call *call, char *result, size_t len,
                                          bool is_error)
 {
-    call->finish_text(call, result, len, is_error);
+    call->finish(call, result, len, is_error);
 }
 
-/* A CallToolResult with isError true and `fmt` as its text (new reference, NULL on OOM). */
+/*
+ * A result with isError true and `fmt` as its text (new reference, NULL on
+ * OOM). Results are a CallToolResult's parts, for tool_call_finish.
+ */
 json_t *tool_error_result(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
- * A successful CallToolResult: `structured` (stolen) as structuredContent
- * and, as text, `summary` followed by the same data as JSON. When
- * `is_untrusted` the data is fenced as content from the database, not
- * instructions. NULL on OOM.
+ * A successful result: `structured` (stolen) as structuredContent and, as
+ * text, `summary` followed by the same data as JSON. When `is_untrusted`
+ * the data is fenced as content from the database, not instructions. NULL
+ * on OOM.
  */
 json_t *tool_ok_result(json_t *structured, const char *summary, bool is_untrusted);
-
-/*
- * tool_ok_result as JSON text, for `structured` given as JSON text
- * (borrowed, `structured_len` bytes, ASCII-only as json_dumps writes with
- * JSON_ENSURE_ASCII): the text block holds it as tool_ok_result's does.
- * The result (caller frees with free(), length in *len) is NULL on OOM.
- */
-char *tool_ok_result_text(const char *structured, size_t structured_len, const char *summary,
-                          bool is_untrusted, size_t *len);
 
 /*
  * tool_ok_result with isError set when `is_error`: for a call that failed
@@ -97,6 +90,26 @@ char *tool_ok_result_text(const char *structured, size_t structured_len, const c
  * says what each statement did). `structured` is stolen. NULL on OOM.
  */
 json_t *tool_result(json_t *structured, const char *summary, bool is_untrusted, bool is_error);
+
+/*
+ * A result from the three above (borrowed) as the compact JSON text of its
+ * CallToolResult, what tool_call_finish sends: the text block holds the
+ * structured content ASCII-only, as json_dumps writes it with
+ * JSON_ENSURE_ASCII, and structuredContent is that same text. The caller
+ * frees it with free(); its length goes to *len and its isError to
+ * *is_error. NULL on OOM.
+ */
+char *tool_result_dumps(const json_t *result, size_t *len, bool *is_error);
+
+/*
+ * A successful CallToolResult as JSON text, for `structured` given as JSON
+ * text (borrowed, `structured_len` bytes, ASCII-only as json_dumps writes
+ * with JSON_ENSURE_ASCII): what tool_result_dumps writes for
+ * tool_ok_result. The result (caller frees with free(), length in *len) is
+ * NULL on OOM.
+ */
+char *tool_ok_result_text(const char *structured, size_t structured_len, const char *summary,
+                          bool is_untrusted, size_t *len);
 
 /* Builds the registry: parses and checks every tool's schemas. Call once at startup. */
 int tool_registry_init(void);

@@ -356,14 +356,16 @@ static void cancel_call(struct mcp_server *m, const struct mcp_request *req, con
 }
 
 /*
- * Ends a call with its CallToolResult, either as a value (`result`, taken)
- * or as JSON text (`text`, `text_len` bytes, taken); the other is NULL.
+ * Ends a call with its CallToolResult as JSON text (`text`, `text_len`
+ * bytes, taken; NULL when memory ran out).
  */
-static void finish(struct pending_call *p, json_t *result, char *text, size_t text_len,
-                   bool is_error)
+static void finish_call(struct tool_call *call, char *text, size_t text_len, bool is_error)
 {
+    struct pending_call *p = (struct pending_call *)call;
     struct mcp_reply reply = {0};
     double ms = elapsed_ms(&p->started);
+    /* Out of memory: answered with an internal error, and counted as one. */
+    is_error = is_error || !text;
     calls_remove(p->server, p);
     if (atomic_load(&p->is_cancelled)) {
         reply.is_cancelled = true;
@@ -373,14 +375,8 @@ static void finish(struct pending_call *p, json_t *result, char *text, size_t te
                        json_pack("{s:s, s:s, s:f}", "tool", p->tool_name, "outcome",
                                  is_error ? "error" : "ok", "duration_ms", ms));
         notify_progress(p, 1.0, is_error ? "Failed" : "Done");
-        if (text) {
-            reply_result_raw(&reply, p->id, text, text_len);
-        } else {
-            reply_result(&reply, p->id, result);
-            result = NULL; /* reply_result took it */
-        }
+        reply_result_raw(&reply, p->id, text, text_len);
     }
-    json_decref(result);
     free(text);
     const char *outcome = reply.is_cancelled ? "cancelled" : (is_error ? "error" : "ok");
     metrics_tool(p->tool_name, outcome, ms);
@@ -399,22 +395,6 @@ static void finish(struct pending_call *p, json_t *result, char *text, size_t te
     free(p);
     sink.done(sink.ctx, &reply);
     calls_delivered(m);
-}
-
-static void finish_call(struct tool_call *call, json_t *result)
-{
-    bool is_error = !result || json_is_true(json_object_get(result, "isError"));
-    finish((struct pending_call *)call, result, NULL, 0, is_error);
-}
-
-static void finish_call_text(struct tool_call *call, char *result, size_t len, bool is_error)
-{
-    if (!result) {
-        /* Out of memory: answered as a NULL result is, with an internal error. */
-        finish((struct pending_call *)call, NULL, NULL, 0, true);
-        return;
-    }
-    finish((struct pending_call *)call, NULL, result, len, is_error);
 }
 
 static void handle_initialize(struct mcp_server *m, const struct mcp_request *req, const json_t *id,
@@ -493,7 +473,6 @@ static enum mcp_status handle_tools_call(struct mcp_server *m, const struct mcp_
     p->call.creds = req->creds;
     p->call.args = own_args;
     p->call.finish = finish_call;
-    p->call.finish_text = finish_call_text;
     p->id = json_incref((json_t *)id);
     p->args = own_args;
     p->progress_token = token ? json_incref((json_t *)token) : NULL;

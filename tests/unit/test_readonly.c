@@ -43,7 +43,7 @@ static void test_classify(void)
 struct verdict {
     int n_calls;
     bool is_allowed;
-    json_t *refusal;
+    json_t *refusal; /* the CallToolResult a client would read, parsed */
 };
 
 static void on_done(bool is_allowed, json_t *refusal, void *ctx)
@@ -51,7 +51,17 @@ static void on_done(bool is_allowed, json_t *refusal, void *ctx)
     struct verdict *v = ctx;
     v->n_calls++;
     v->is_allowed = is_allowed;
-    v->refusal = refusal;
+    if (!refusal)
+        return;
+    size_t len = 0;
+    bool is_error = false;
+    char *text = tool_result_dumps(refusal, &len, &is_error);
+    ASSERT_NOT_NULL(text);
+    ASSERT(is_error);
+    v->refusal = json_loadb(text, len, 0, NULL);
+    ASSERT_NOT_NULL(v->refusal);
+    free(text);
+    json_decref(refusal);
 }
 
 static const char *refusal_text(const struct verdict *v)
