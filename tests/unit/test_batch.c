@@ -2,12 +2,14 @@
  * batch.c: the steps of a transactional and a plain batch (conditions and
  * their step indices), and reading answers: recorded Turso answers from
  * tests/fixtures/hrana/ and made-up ones for the rarer endings (BEGIN or
- * COMMIT failing, SQLite rolling back by itself, a ROLLBACK that fails).
+ * COMMIT failing, SQLite rolling back by itself, a ROLLBACK that fails);
+ * and what the tool answers with a report.
  */
 #include <jansson.h>
 
 #include "batch.h"
 #include "test.h"
+#include "tool.h"
 
 #define MAX_BYTES ((size_t)1 << 20)
 
@@ -344,6 +346,115 @@ static void test_read_caps_and_malformed(void)
     batch_report_cleanup(NULL);
 }
 
+/* What tool_call_finish handed on: the CallToolResult as JSON text. */
+struct finished {
+    int n_calls;
+    char *text;
+    size_t len;
+    bool is_error;
+};
+
+static void on_finish(struct tool_call *call, char *result, size_t len, bool is_error)
+{
+    struct finished *f = call->owner;
+    f->n_calls++;
+    f->text = result;
+    f->len = len;
+    f->is_error = is_error;
+}
+
+/*
+ * Ends a call with `rep` as turso_batch_execute does (tool_result, then
+ * tool_call_finish) and checks what a client reads: the summary, then,
+ * fenced, JSON text that is byte for byte the structuredContent of the same
+ * reply (and ASCII-only, as the text block always held it), and isError as
+ * the report says.
+ */
+static void assert_text_is_structured(struct batch_report *rep)
+{
+    static const char open[] = "<untrusted-database-content>\n";
+    static const char close[] = "\n</untrusted-database-content>";
+    static const char key[] = "}],\"structuredContent\":";
+    static const char error_end[] = ",\"isError\":true}";
+    struct finished f = {0};
+    struct tool_call call = {.finish = on_finish, .owner = &f};
+    json_t *want = json_incref(rep->structured);
+
+    tool_call_finish(&call, tool_result(rep->structured, rep->summary, true, rep->is_error));
+    rep->structured = NULL; /* tool_result took it */
+    ASSERT_INT_EQ(f.n_calls, 1);
+    ASSERT_NOT_NULL(f.text);
+    ASSERT_INT_EQ(f.len, strlen(f.text));
+    ASSERT_INT_EQ(f.is_error, rep->is_error);
+    json_error_t jerr;
+    json_t *got = json_loadb(f.text, f.len, 0, &jerr);
+    if (!got)
+        TEST_FAIL("the result does not parse: %s\n%s", jerr.text, f.text);
+    ASSERT_INT_EQ(json_is_true(json_object_get(got, "isError")), rep->is_error);
+    ASSERT_INT_EQ(json_object_size(got), rep->is_error ? 3 : 2);
+    ASSERT(json_equal(json_object_get(got, "structuredContent"), want));
+
+    /* The text block: the summary, a newline, the fenced data. */
+    const json_t *content = json_object_get(got, "content");
+    ASSERT_INT_EQ(json_array_size(content), 1);
+    ASSERT_STR_EQ(str(json_array_get(content, 0), "type"), "text");
+    const char *block = str(json_array_get(content, 0), "text");
+    ASSERT_NOT_NULL(block);
+    size_t summary_len = strlen(rep->summary);
+    ASSERT(strncmp(block, rep->summary, summary_len) == 0 && block[summary_len] == '\n');
+    const char *data = strstr(block, open);
+    ASSERT_NOT_NULL(data);
+    data += strlen(open);
+    size_t block_len = strlen(block);
+    ASSERT(block_len >= strlen(close) && strcmp(block + block_len - strlen(close), close) == 0);
+    size_t data_len = (size_t)(block + block_len - strlen(close) - data);
+    for (size_t i = 0; i < data_len; i++)
+        ASSERT((unsigned char)data[i] < 0x80);
+    json_t *data_value = json_loadb(data, data_len, 0, &jerr);
+    if (!data_value)
+        TEST_FAIL("the text block's data does not parse: %s\n%s", jerr.text, block);
+    ASSERT(json_equal(data_value, want));
+
+    /* And structuredContent in the reply is that same text. */
+    const char *raw = strstr(f.text, key);
+    ASSERT_NOT_NULL(raw);
+    raw += strlen(key);
+    size_t raw_len = f.len - (size_t)(raw - f.text) - (rep->is_error ? strlen(error_end) : 1);
+    ASSERT_INT_EQ(raw_len, data_len);
+    ASSERT(memcmp(raw, data, data_len) == 0);
+
+    json_decref(data_value);
+    json_decref(got);
+    json_decref(want);
+    free(f.text);
+}
+
+static void test_result_text(void)
+{
+    struct batch_report r;
+    const char *why = NULL;
+
+    /* Committed, with text that JSON escapes, a character beyond ASCII and a real. */
+    json_t *res = answer("[" OK_NONE ",{\"cols\":[{\"name\":\"n\\u00e9\",\"decltype\":\"TEXT\"},"
+                         "{\"name\":\"r\",\"decltype\":\"REAL\"}],\"rows\":[[{\"type\":\"text\","
+                         "\"value\":\"caf\\u00e9 \\\"q\\\" \\\\ \\n \\ud83d\\ude00\"},"
+                         "{\"type\":\"float\",\"value\":0.1}]]}," OK_NONE ",null]",
+                         "[null,null,null,null]");
+    ASSERT(batch_read(res, 1, true, BATCH_WRITE, 100, MAX_BYTES, &r, &why));
+    ASSERT(!r.is_error);
+    assert_text_is_structured(&r);
+    batch_report_cleanup(&r);
+    json_decref(res);
+
+    /* Rolled back: an error result, still with the detail. */
+    res = fixture_batch("db-post-v2-pipeline--batch-step-failure-rollback.json", 0);
+    ASSERT(batch_read(res, 2, true, BATCH_DEFERRED, 100, MAX_BYTES, &r, &why));
+    ASSERT(r.is_error);
+    assert_text_is_structured(&r);
+    batch_report_cleanup(&r);
+    json_decref(res);
+}
+
 int main(void)
 {
     RUN(test_modes);
@@ -354,5 +465,6 @@ int main(void)
     RUN(test_read_rare_endings);
     RUN(test_read_plain);
     RUN(test_read_caps_and_malformed);
+    RUN(test_result_text);
     TEST_DONE();
 }
