@@ -36,9 +36,18 @@ function errorText(result) {
   return t;
 }
 
+// The text block holds a summary, then, fenced, the structuredContent itself as JSON.
+function assertTextCarries(result) {
+  const t = texts(result);
+  const fenced = /<untrusted-database-content>\n([\s\S]*)\n<\/untrusted-database-content>$/.exec(t);
+  assert.ok(fenced, `the data is fenced: ${t.slice(0, 2000)}`);
+  assert.deepEqual(JSON.parse(fenced[1]), result.structuredContent, 'the text carries the structured data');
+}
+
 function ok(result) {
   assert.notEqual(result.isError, true, `tool failed: ${texts(result).slice(0, 2000)}`);
   assert.equal(typeof result.structuredContent, 'object');
+  assertTextCarries(result);
   return result.structuredContent;
 }
 
@@ -47,6 +56,7 @@ function failedBatch(result) {
   const t = errorText(result);
   const sc = result.structuredContent;
   assert.equal(typeof sc, 'object', `a failed batch still reports each statement: ${t}`);
+  assertTextCarries(result);
   return { text: t, sc };
 }
 
