@@ -122,7 +122,8 @@ enum tm_err store_add(struct store *s, const struct creds *c, char token_out[STO
 /*
  * Looks up the record for `token` and opens it into *out (the caller
  * cleans it with creds_cleanup). id_out, when not NULL, receives the public
- * id. Updates last_used_at (at most once a minute per record). A record
+ * id. Updates last_used_at (at most once a minute per record) when the
+ * record opens: one that does not open does not count as used. A record
  * sealed under an older master key version is opened with that version's
  * key and re-sealed under the current one (best effort: the find succeeds
  * either way). Notices a master.key rewritten by another process.
@@ -145,14 +146,18 @@ struct store_sealed;
  * seen by it: the record is read from SQLite, or taken from a copy read
  * earlier while SQLite's WAL-index header shows that nothing has been
  * committed since. That copy is the row as in the file (credentials still
- * sealed), never a token or a credential in the clear. Touches
- * last_used_at as store_find does.
- * When sealed_out is not NULL it receives the record as read (the caller
- * frees it with store_sealed_free), so that store_open_sealed can open the
- * credentials later in the same request without reading the store again.
- * It holds the token's bytes, never the credentials in the clear.
+ * sealed), never a token or a credential in the clear.
+ * When sealed_out is NULL the check counts as a use (last_used_at, as
+ * store_find). Otherwise sealed_out receives the record as read (the
+ * caller frees it with store_sealed_free), so that store_open_sealed can
+ * open the credentials later in the same request without reading the
+ * store again; it holds the token's bytes, never the credentials in the
+ * clear. The use is then the caller's to count, once it knows whether the
+ * request opens the record: store_open_sealed counts it if the record
+ * opens, store_count_use for a request that never opens it.
  * A record that exists but would not open (tampered, or sealed under a key
- * version master.key lacks) is found here; store_open_sealed refuses it.
+ * version master.key lacks) is found here; store_open_sealed refuses it,
+ * and so it never counts as used by a request that needed it open.
  * TM_ERR_NOT_FOUND: no such token (also for malformed tokens).
  * Thread: any; concurrent calls use separate read connections.
  */
@@ -162,10 +167,19 @@ enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_
 /*
  * Opens a record from store_find_id into *out (the caller cleans it with
  * creds_cleanup), as store_find does, re-sealing it under the current
- * master key version if it is older. TM_ERR_DENIED as for store_find.
+ * master key version if it is older, and counting the use when it opens.
+ * TM_ERR_DENIED as for store_find.
  */
 enum tm_err store_open_sealed(struct store *s, const struct store_sealed *sealed,
                               struct creds *out);
+
+/*
+ * Counts a use of a record from store_find_id (last_used_at, at most once
+ * a minute) for a request that never opens it (listing tools, ping,
+ * notifications): there the URL check is the whole use. No decrypting;
+ * best effort, as every update of last_used_at.
+ */
+void store_count_use(struct store *s, const struct store_sealed *sealed);
 
 /* Wipes and frees what store_find_id gave; clears *p. Accepts NULL. */
 void store_sealed_free(struct store_sealed **p);

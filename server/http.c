@@ -92,6 +92,7 @@ struct request {
     struct store_sealed *sealed; /* that user's record, still sealed; freed with the request */
     struct creds creds; /* opened from `sealed` only if a message needs them; wiped at the end */
     bool has_creds;
+    bool is_open_tried; /* open_creds ran: the use was counted then, if the record opened */
     char user_id[STORE_ID_LEN + 1];
 
     /*
@@ -471,7 +472,9 @@ static enum MHD_Result open_get_stream(struct request *r, const struct mcp_reply
 /*
  * Finds the user the token names; false when it names none. The
  * credentials stay sealed: most requests (tools/list, ping, notifications)
- * never need them, and open_creds opens them for those that do.
+ * never need them, and open_creds opens them for those that do. Whether
+ * the request counts as a use is known only once it has been served
+ * (count_use).
  */
 static bool authenticate(struct request *r)
 {
@@ -492,6 +495,7 @@ static const struct creds *open_creds(void *ctx)
     struct request *r = ctx;
     if (r->has_creds)
         return &r->creds;
+    r->is_open_tried = true;
     if (store_open_sealed(r->server->store, r->sealed, &r->creds) != TM_OK)
         return NULL;
     r->has_creds = true;
@@ -866,6 +870,35 @@ static enum MHD_Result serve_web(struct request *r)
     return is_ready ? send_web_ready(r) : MHD_YES;
 }
 
+/* A request to a user's URL, once the token has named the user. */
+static enum MHD_Result serve_user(struct request *r)
+{
+    switch (r->route) {
+    case ROUTE_MCP:
+        return serve_mcp(r);
+    case ROUTE_SSE:
+        return serve_sse(r);
+    case ROUTE_MESSAGES:
+        return serve_messages(r);
+    default:
+        return send_text(r, 404, "text/plain", "Not Found");
+    }
+}
+
+/*
+ * Counts a served request as a use of its URL (last_used_at), unless it
+ * tried to open the credentials: store_open_sealed counted it then if the
+ * record opened, and a record that does not open is no use. The rest
+ * (tools/list, ping, notifications, streams) never decrypt: the URL check
+ * is all their use. Runs on the request's thread after serving, when any
+ * open_creds has run (mcp_handle calls it before it returns).
+ */
+static void count_use(struct request *r)
+{
+    if (!r->is_open_tried)
+        store_count_use(r->server->store, r->sealed);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -950,16 +983,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (!authenticate(r))
         return send_not_found(r);
-    switch (r->route) {
-    case ROUTE_MCP:
-        return serve_mcp(r);
-    case ROUTE_SSE:
-        return serve_sse(r);
-    case ROUTE_MESSAGES:
-        return serve_messages(r);
-    default:
-        return send_text(r, 404, "text/plain", "Not Found");
-    }
+    enum MHD_Result ret = serve_user(r);
+    count_use(r);
+    return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

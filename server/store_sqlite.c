@@ -1877,13 +1877,21 @@ enum tm_err store_find_id(struct store *s, const char *token, char id_out[STORE_
     enum tm_err err = find_sealed(s, token, &found);
     if (err != TM_OK)
         return err;
-    touch_if_due(s, found);
     memcpy(id_out, found->rec.public_id, STORE_ID_LEN + 1);
-    if (sealed_out)
+    if (sealed_out) {
+        /* The caller counts the use once it knows whether the record must open. */
         *sealed_out = found;
-    else
-        store_sealed_free(&found);
+        return TM_OK;
+    }
+    touch_if_due(s, found);
+    store_sealed_free(&found);
     return TM_OK;
+}
+
+void store_count_use(struct store *s, const struct store_sealed *sealed)
+{
+    if (s && sealed)
+        touch_if_due(s, sealed);
 }
 
 enum tm_err store_open_sealed(struct store *s, const struct store_sealed *sealed, struct creds *out)
@@ -1900,6 +1908,9 @@ enum tm_err store_open_sealed(struct store *s, const struct store_sealed *sealed
     if (err == TM_OK && sealed->rec.key_version != current_version(s))
         migrate_record(s, sealed->token, sealed->record_id, &sealed->rec, plain, plain_len);
     creds_wipe_free(plain, plain_len);
+    /* Only a record that opened counts as used. */
+    if (err == TM_OK)
+        touch_if_due(s, sealed);
     return err;
 }
 
@@ -1925,13 +1936,9 @@ enum tm_err store_find(struct store *s, const char *token, struct creds *out,
         return TM_ERR_INVALID;
     enum tm_err err = find_sealed(s, token, &sealed);
     if (err == TM_OK)
-        err = store_open_sealed(s, sealed, out);
-    /* Only a record that opened counts as used. */
-    if (err == TM_OK) {
-        touch_if_due(s, sealed);
-        if (id_out)
-            memcpy(id_out, sealed->rec.public_id, STORE_ID_LEN + 1);
-    }
+        err = store_open_sealed(s, sealed, out); /* counts the use if it opens */
+    if (err == TM_OK && id_out)
+        memcpy(id_out, sealed->rec.public_id, STORE_ID_LEN + 1);
     store_sealed_free(&sealed);
     return err;
 }

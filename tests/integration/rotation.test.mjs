@@ -232,13 +232,29 @@ describe('rotation and revocation from the command line', () => {
   });
 
   // The URL check alone does not open the record; whatever needs the
-  // credentials does, and a record that does not open is a missing page.
-  test('a tampered record: initialize and tool calls are 404', async () => {
-    const tampered = users[1];
-    assert.equal((await rawPost(tampered.url, INIT)).status, 404);
-    const call = { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'turso_query', arguments: { sql: 'SELECT 1' } } };
-    const r = await rawPost(tampered.url, call, { headers: { 'mcp-session-id': 'f'.repeat(32) } });
-    assert.equal(r.status, 404);
-    assert.equal(r.text, 'Not Found');
+  // credentials does, and a record that does not open is a missing page and
+  // no use of the URL. A request that never opens it (ping) counts as a use
+  // at the URL check.
+  test('a tampered record: initialize and tool calls are 404 and not a use', async () => {
+    const { DatabaseSync } = await import('node:sqlite');
+    const db = new DatabaseSync(path.join(dataDir, 'store.db'));
+    const lastUsed = () => db.prepare("SELECT last_used_at FROM users WHERE label = 'rot-1'").get().last_used_at;
+    try {
+      db.exec("UPDATE users SET last_used_at = 0 WHERE label = 'rot-1'");
+      const tampered = users[1];
+      const headers = { 'mcp-session-id': 'f'.repeat(32) };
+      assert.equal((await rawPost(tampered.url, INIT)).status, 404);
+      const call = { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'turso_query', arguments: { sql: 'SELECT 1' } } };
+      const r = await rawPost(tampered.url, call, { headers });
+      assert.equal(r.status, 404);
+      assert.equal(r.text, 'Not Found');
+      assert.equal(lastUsed(), 0);
+
+      const ping = await rawPost(tampered.url, { jsonrpc: '2.0', id: 5, method: 'ping' }, { headers });
+      assert.equal(ping.json?.error?.code, -32001, ping.text); // the URL is known, the session is not
+      assert.ok(lastUsed() > 0);
+    } finally {
+      db.close();
+    }
   });
 });

@@ -1253,6 +1253,75 @@ static void test_last_used(void)
     sodium_memzero(token, sizeof(token));
 }
 
+/*
+ * The request path keeps store_find's rule. The URL check that hands out
+ * the sealed record counts nothing itself: a request that opens the
+ * record (initialize, tools/call) counts the use when it opens, one that
+ * never opens it (tools/list, ping) with store_count_use, and a record
+ * that does not open counts no use, however often it is called.
+ */
+static void test_last_used_by_requests(void)
+{
+    char dir[256];
+    struct store *s = open_new(dir, sizeof(dir));
+    char token[STORE_TOKEN_LEN + 1], id[STORE_ID_LEN + 1], found_id[STORE_ID_LEN + 1];
+    const char *q = "SELECT last_used_at FROM users WHERE public_id = ?1";
+    struct store_sealed *sealed = NULL;
+    struct creds out;
+    char sql[128];
+    int64_t old = (int64_t)time(NULL) - 120;
+    snprintf(sql, sizeof(sql), "UPDATE users SET last_used_at = %lld", (long long)old);
+
+    add_user(s, "a", false, token, id);
+    sqlite3 *db = db_open(dir);
+
+    /* A tool call: the check counts nothing, the opening does. */
+    db_exec(db, sql);
+    ASSERT_INT_EQ(store_find_id(s, token, found_id, &sealed), TM_OK);
+    ASSERT_STR_EQ(found_id, id);
+    ASSERT_INT_EQ(db_int(db, q, id), old);
+    int64_t t0 = (int64_t)time(NULL);
+    ASSERT_INT_EQ(store_open_sealed(s, sealed, &out), TM_OK);
+    ASSERT(db_int(db, q, id) >= t0);
+    creds_cleanup(&out);
+    store_sealed_free(&sealed);
+
+    /* A tools/list: counted without opening. */
+    db_exec(db, sql);
+    ASSERT_INT_EQ(store_find_id(s, token, found_id, &sealed), TM_OK);
+    ASSERT_INT_EQ(db_int(db, q, id), old);
+    t0 = (int64_t)time(NULL);
+    store_count_use(s, sealed);
+    ASSERT(db_int(db, q, id) >= t0);
+    store_sealed_free(&sealed);
+
+    /* A tool call on a record that does not open: no use, check or opening. */
+    db_exec(db, sql);
+    db_exec(db, "UPDATE users SET key_version = 7");
+    for (int i = 0; i < 2; i++) {
+        ASSERT_INT_EQ(store_find_id(s, token, found_id, &sealed), TM_OK);
+        ASSERT_INT_EQ(store_open_sealed(s, sealed, &out), TM_ERR_DENIED);
+        assert_clean(&out);
+        store_sealed_free(&sealed);
+        ASSERT_INT_EQ(db_int(db, q, id), old);
+    }
+    /* While a tools/list on it, which never decrypts, still counts. */
+    ASSERT_INT_EQ(store_find_id(s, token, found_id, &sealed), TM_OK);
+    store_count_use(s, sealed);
+    ASSERT(db_int(db, q, id) >= t0);
+    store_sealed_free(&sealed);
+    store_count_use(s, NULL);
+
+    /* The check alone, handing nothing out, is a use by itself. */
+    db_exec(db, sql);
+    ASSERT_INT_EQ(store_find_id(s, token, found_id, NULL), TM_OK);
+    ASSERT(db_int(db, q, id) >= t0);
+
+    sqlite3_close(db);
+    store_close(&s);
+    sodium_memzero(token, sizeof(token));
+}
+
 static void test_too_large_creds(void)
 {
     char dir[256];
@@ -1996,6 +2065,7 @@ int main(void)
     RUN(test_find_id);
     RUN(test_no_plaintext_secrets);
     RUN(test_last_used);
+    RUN(test_last_used_by_requests);
     RUN(test_too_large_creds);
     RUN(test_rotate_token);
     RUN(test_rotate_race);
