@@ -18,13 +18,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * The length of `s` (`len` bytes) without a UTF-8 sequence cut short at its
+ * end: a message cut to fit its buffer must stay valid UTF-8, or jansson
+ * refuses it and the client gets an internal error instead of the message.
+ */
+static size_t utf8_whole_len(const char *s, size_t len)
+{
+    size_t lead = len;
+    /* Back over up to three continuation bytes (10xxxxxx) to the lead byte. */
+    while (lead > 0 && len - lead < 3 && ((unsigned char)s[lead - 1] & 0xC0) == 0x80)
+        lead--;
+    if (lead == 0)
+        return len;
+    unsigned char c = (unsigned char)s[lead - 1];
+    size_t want = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return len - (lead - 1) < want ? lead - 1 : len;
+}
+
 json_t *tool_error_result(const char *fmt, ...)
 {
     char text[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    int n = vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(text))
+        text[utf8_whole_len(text, sizeof(text) - 1)] = '\0';
     return json_pack("{s:s, s:b}", "summary", text, "is_error", 1);
 }
 

@@ -455,6 +455,43 @@ static void test_result_text(void)
     json_decref(res);
 }
 
+/*
+ * An error message too long for the result is cut, never inside a
+ * character: the client still gets the message as a tool error, not an
+ * internal error, whichever byte of a character the cut falls on.
+ */
+static void test_long_error_cut_whole(void)
+{
+    char message[4096];
+    for (size_t shift = 0; shift < 4; shift++) {
+        memset(message, 'a', shift);
+        size_t len = shift;
+        while (len + 4 < sizeof(message) - 1) {
+            memcpy(message + len, "\xf0\x9f\x98\x80", 4); /* U+1F600, four bytes */
+            len += 4;
+        }
+        message[len] = '\0';
+        struct finished f = {0};
+        struct tool_call call = {.finish = on_finish, .owner = &f};
+        tool_call_finish(&call, tool_error_result("failed: %s", message));
+        ASSERT_INT_EQ(f.n_calls, 1);
+        ASSERT(f.is_error);
+        json_error_t jerr;
+        json_t *got = json_loadb(f.text, f.len, 0, &jerr);
+        if (!got)
+            TEST_FAIL("the result does not parse: %s", jerr.text);
+        const char *text = str(json_array_get(json_object_get(got, "content"), 0), "text");
+        ASSERT_NOT_NULL(text);
+        ASSERT(strncmp(text, "failed: ", 8) == 0);
+        /* Cut within the last character that fits: at most three bytes short. */
+        size_t text_len = strlen(text);
+        ASSERT(text_len <= 2047 && text_len >= 2044);
+        ASSERT(strstr(text, "\xf0\x9f\x98\x80") != NULL);
+        json_decref(got);
+        free(f.text);
+    }
+}
+
 int main(void)
 {
     RUN(test_modes);
@@ -466,5 +503,6 @@ int main(void)
     RUN(test_read_plain);
     RUN(test_read_caps_and_malformed);
     RUN(test_result_text);
+    RUN(test_long_error_cut_whole);
     TEST_DONE();
 }
