@@ -41,7 +41,8 @@ enum {
 /* An open object or array. */
 struct frame {
     json_t *container; /* owned until it is complete and added to its parent */
-    const char *key;   /* an object's member being read: into the input, or key_copy */
+    bool is_object;
+    const char *key; /* an object's member being read: into the input, or key_copy */
     size_t key_len;
     char *key_copy; /* the key when it had escapes (decoded elsewhere), owned */
 };
@@ -66,9 +67,9 @@ struct reader {
     double real;
     struct buf decoded; /* the last string with escapes, decoded */
     /* The containers open around the current token, the innermost last. */
-    struct frame *frames;
+    struct frame *frames; /* inline_frames at first */
     size_t n_frames, cap_frames;
-    struct frame inline_frames[INLINE_FRAMES];
+    struct frame *inline_frames;
 };
 
 /*** Errors ***/
@@ -209,7 +210,7 @@ static inline bool is_alpha(unsigned c)
 /* The characters jansson skips between tokens. */
 static inline bool is_space(unsigned c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    return c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
 }
 
 static inline int hex_digit(unsigned c)
@@ -382,15 +383,16 @@ static const unsigned char *read_escape(struct reader *r, const unsigned char *p
 }
 
 /*
- * Reads a string token; r->p is past its opening quote. Runs of plain bytes
- * are skipped, and in a string with escapes copied, whole; the string is
- * then the bytes in the input or, with escapes, r->decoded. Like jansson,
- * the whole string is read before a \u escape is judged (a lone or
- * mismatched surrogate), so an error later in the string wins over one.
+ * Reads the rest of a string token that is more than a plain run: r->p is
+ * past its opening quote, p where the run stopped. Runs of plain bytes are
+ * skipped, and in a string with escapes copied, whole; the string is then
+ * the bytes in the input or, with escapes, r->decoded. Like jansson, the
+ * whole string is read before a \u escape is judged (a lone or mismatched
+ * surrogate), so an error later in the string wins over one.
  */
-static int scan_string(struct reader *r)
+__attribute__((noinline)) static int scan_string(struct reader *r, const unsigned char *p)
 {
-    const unsigned char *start = r->p, *p = start, *run = start, *end = r->end;
+    const unsigned char *start = r->p, *run = start, *end = r->end;
     uint32_t high = 0;      /* a high surrogate, its low half next */
     long bad[2] = {-1, -1}; /* the first \u escape (or pair) jansson refuses */
     r->str_has_nul = false;
@@ -645,47 +647,18 @@ static int scan_word(struct reader *r, const unsigned char *p)
     return TOKEN_INVALID;
 }
 
-/* Reads the next token into r->token (and its value), after any whitespace. */
-static void next_token(struct reader *r)
+/* Reads a token that is not punctuation or a plain string, at p (or the end). */
+__attribute__((noinline)) static void next_token_other(struct reader *r, const unsigned char *p)
 {
-    const unsigned char *p = r->p, *end = r->end;
-    while (p < end && is_space(*p))
-        p++;
-    r->tok = p;
+    const unsigned char *end = r->end;
     if (p == end) {
         r->p = p;
         r->token = TOKEN_EOF;
         return;
     }
-    switch (*p) {
-    case '{':
-    case '}':
-    case '[':
-    case ']':
-    case ':':
-    case ',':
-        r->p = p + 1;
-        r->token = *p;
-        return;
-    case '"':
-        r->p = p + 1;
-        r->token = scan_string(r);
-        return;
-    case '-':
-    case '0':
-    case '1':
-    case '2':
-    case '3':
-    case '4':
-    case '5':
-    case '6':
-    case '7':
-    case '8':
-    case '9':
+    if (*p == '-' || is_digit(*p)) {
         r->token = scan_number(r, p);
         return;
-    default:
-        break;
     }
     if (is_alpha(*p)) {
         r->token = scan_word(r, p);
@@ -699,9 +672,48 @@ static void next_token(struct reader *r)
         check_char(r, p);
 }
 
+/* The characters that are tokens by themselves. */
+static const bool is_punctuation[256] = {
+    ['{'] = true, ['}'] = true, ['['] = true, [']'] = true, [':'] = true, [','] = true,
+};
+
+/*
+ * Reads the next token into r->token (and its value), after any whitespace.
+ * Inline for the tokens most text is made of, punctuation and strings that
+ * are one plain run; the rest is read out of line.
+ */
+__attribute__((always_inline)) static inline void next_token(struct reader *r)
+{
+    const unsigned char *p = r->p, *end = r->end;
+    while (p < end && is_space(*p))
+        p++;
+    r->tok = p;
+    if (p < end && is_punctuation[*p]) {
+        r->p = p + 1;
+        r->token = *p;
+        return;
+    }
+    if (p < end && *p == '"') {
+        const unsigned char *start = p + 1, *stop = skip_plain(start, end);
+        r->p = start;
+        if (stop < end && *stop == '"') {
+            r->str = (const char *)start;
+            r->str_len = (size_t)(stop - start);
+            r->str_has_nul = false;
+            r->str_is_decoded = false;
+            r->p = stop + 1;
+            r->token = TOKEN_STRING;
+            return;
+        }
+        r->token = scan_string(r, stop);
+        return;
+    }
+    next_token_other(r, p);
+}
+
 /*** Parser ***/
 
-static bool push(struct reader *r, json_t *container)
+static bool push(struct reader *r, json_t *container, bool is_object)
 {
     if (r->n_frames == r->cap_frames) {
         /* The depth check keeps n_frames within JSON_PARSER_MAX_DEPTH. */
@@ -715,7 +727,7 @@ static bool push(struct reader *r, json_t *container)
         r->frames = grown;
         r->cap_frames = cap;
     }
-    r->frames[r->n_frames++] = (struct frame){.container = container};
+    r->frames[r->n_frames++] = (struct frame){.container = container, .is_object = is_object};
     return true;
 }
 
@@ -824,7 +836,7 @@ static json_t *parse_value(struct reader *r)
         if (r->token == '{' || r->token == '[') {
             int close = r->token == '{' ? '}' : ']';
             json_t *container = close == '}' ? json_object() : json_array();
-            if (!container || !push(r, container)) {
+            if (!container || !push(r, container, close == '}')) {
                 json_decref(container);
                 fail_memory(r);
                 return NULL;
@@ -850,7 +862,7 @@ static json_t *parse_value(struct reader *r)
             if (r->n_frames == 0)
                 return v;
             struct frame *f = &r->frames[r->n_frames - 1];
-            bool is_object = json_is_object(f->container);
+            bool is_object = f->is_object;
             int added = is_object
                             ? json_object_setn_new_nocheck(f->container, f->key, f->key_len, v)
                             : json_array_append_new(f->container, v);
@@ -921,15 +933,17 @@ json_t *jsonr_loadb(const char *buf, size_t len, size_t flags, json_error_t *err
                       buf ? "unsupported flags" : "wrong arguments");
         return NULL;
     }
+    struct frame inline_frames[INLINE_FRAMES]; /* not cleared: pushing fills a frame */
     struct reader r = {
         .start = (const unsigned char *)buf,
         .end = (const unsigned char *)buf + len,
         .p = (const unsigned char *)buf,
         .flags = flags,
         .error = error,
+        .frames = inline_frames,
         .cap_frames = INLINE_FRAMES,
+        .inline_frames = inline_frames,
     };
-    r.frames = r.inline_frames;
     json_t *v = parse(&r);
     while (r.n_frames > 0)
         json_decref(pop(&r));
