@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonr.h"
 #include "jsonw.h"
 #include "log.h"
 #include "metrics.h"
@@ -775,7 +776,7 @@ static enum mcp_status handle_post(struct mcp_server *m, const struct mcp_reques
         goto out;
     }
     json_error_t jerr;
-    msg = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    msg = jsonr_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!msg) {
         char text[256];
         snprintf(text, sizeof(text), "Parse error: %s", jerr.text);

@@ -307,7 +307,7 @@ bool rows_write_result(struct jsonw *w, const json_t *sr, long max_rows, size_t 
 /*
  * The pipeline answer read without jansson, for the one shape the local
  * tursodb and Turso send for a single execute. Every byte is checked as
- * json_loadb(JSON_ALLOW_NUL) would check it; anything it does not expect
+ * jsonr_loadb(JSON_ALLOW_NUL) would check it; anything it does not expect
  * makes it give up, and the caller takes the ordinary path, which then
  * produces the same result or the same error.
  */

@@ -6,6 +6,7 @@
  * thread; pipeline completions run on the transport thread.
  */
 #include "hrana.h"
+#include "jsonr.h"
 #include "jsonw.h"
 
 #include "redact.h"
@@ -806,7 +807,7 @@ static void on_reply(const struct turso_reply *r, void *arg)
     }
     json_error_t jerr;
     /* Text values may hold NUL (\u0000). */
-    root = json_loadb(r->body, r->body_len, JSON_ALLOW_NUL, &jerr);
+    root = jsonr_loadb(r->body, r->body_len, JSON_ALLOW_NUL, &jerr);
     if (!root) {
         o.err = TM_ERR_UPSTREAM;
         snprintf(c->message, sizeof(c->message), "Turso's answer from %s is not valid JSON: %s",

@@ -8,6 +8,7 @@
  */
 #include "platform.h"
 
+#include "jsonr.h"
 #include "jsonw.h"
 #include "redact.h"
 
@@ -319,7 +320,7 @@ static void on_reply(const struct turso_reply *r, void *arg)
     } else if (!is_blank(r->body, r->body_len)) {
         json_error_t jerr;
         /* A bare array is a valid answer (GET /v1/organizations). */
-        out.json = json_loadb(r->body, r->body_len, JSON_ALLOW_NUL, &jerr);
+        out.json = jsonr_loadb(r->body, r->body_len, JSON_ALLOW_NUL, &jerr);
         if (!out.json) {
             out.err = TM_ERR_UPSTREAM;
             snprintf(c->message, sizeof(c->message),
