@@ -262,6 +262,13 @@ static const struct input inputs[] = {
     IN("[0.1234567890123456789,1234567.8901234567,9007199254740993.0]", true),
     IN("[1e22,1e23,8.5e-22,123456789012345e22,1e0000000000000000000001]", true),
     IN("[0.000000000000000000000000000000000000001]", true),
+    /* Longer than any buffer on the stack for strtod. */
+    IN("[1000000000000000000000000000000000000000000000000000000000000000000000000000000.5,"
+       "-0.0000000000000000000000000000000000000000000000000000000000000000000000000000000001,"
+       "1e0000000000000000000000000000000000000000000000000000000000000000000000000000000001]",
+       true),
+    IN("[1e000000000000000000000000000000000000000000000000000000000000000000000000000000999]",
+       false),
     IN("[01]", false),
     IN("[-01]", false),
     IN("[00]", false),
@@ -621,6 +628,42 @@ static void test_error_place(void)
     ASSERT_INT_EQ(err.column, want.column);
 }
 
+/* jansson's allocations fail after this many more (negative: never). */
+static long allocations_left = -1;
+
+static void *failing_malloc(size_t n)
+{
+    if (allocations_left == 0)
+        return NULL;
+    if (allocations_left > 0)
+        allocations_left--;
+    return malloc(n);
+}
+
+/* Each of jansson's allocations failing in turn: an error, nothing leaked, then the value. */
+static void test_out_of_memory(void)
+{
+    const char *text = "{\"a\":[1,2.5,\"x\",{\"\\u00e9\":[true,null]}],\"b\":\"c\\nd\",\"a\":{}}";
+    json_t *want = json_loads(text, 0, NULL);
+    ASSERT_NOT_NULL(want);
+    for (long k = 0;; k++) {
+        json_error_t err;
+        allocations_left = k;
+        json_set_alloc_funcs(failing_malloc, free);
+        json_t *v = jsonr_loadb(text, strlen(text), 0, &err);
+        json_set_alloc_funcs(malloc, free);
+        if (v) {
+            ASSERT(k > 5);
+            ASSERT(same_value(v, want));
+            json_decref(v);
+            break;
+        }
+        ASSERT_INT_EQ(json_error_code(&err), json_error_out_of_memory);
+        ASSERT_STR_EQ(err.text, "out of memory");
+    }
+    json_decref(want);
+}
+
 /* A small fixed-seed generator: the fuzz loop is the same every run. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
 
@@ -751,6 +794,33 @@ static void mutate(char *s, size_t *len, size_t cap)
     }
 }
 
+/*
+ * Reals to the bit, where a fast path computes some and strtod the rest:
+ * random digits, points and exponents around both paths' limits.
+ */
+static void test_reals(void)
+{
+    char text[64];
+    for (int i = 0; i < 20000; i++) {
+        size_t o = 0, n_digits = rng(20) + 1, point = rng((uint32_t)n_digits + 1);
+        text[o++] = '[';
+        if (rng(2))
+            text[o++] = '-';
+        for (size_t d = 0; d < n_digits; d++) {
+            if (d == point && d > 0)
+                text[o++] = '.';
+            /* No leading zeros, but zeros after them often: 0.00012, 1200.5 */
+            text[o++] = (char)('0' + (d == 0 ? (point == 1 ? rng(10) : rng(9) + 1)
+                                             : (rng(3) ? rng(10) : 0)));
+        }
+        /* Without a point, an exponent makes it a real. */
+        if (rng(2) || point == 0 || point == n_digits)
+            o += (size_t)snprintf(text + o, sizeof(text) - o, "e%d", (int)rng(80) - 40);
+        text[o++] = ']';
+        agree(text, o, 0);
+    }
+}
+
 static void test_fuzz(void)
 {
     enum { ITERATIONS = 100000, CAP = 1024 };
@@ -776,6 +846,8 @@ int main(void)
     RUN(test_nul_byte_after_token);
     RUN(test_depth);
     RUN(test_error_place);
+    RUN(test_out_of_memory);
+    RUN(test_reals);
     RUN(test_fuzz);
     TEST_DONE();
 }
