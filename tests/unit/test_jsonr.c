@@ -422,6 +422,41 @@ static void test_table(void)
     }
 }
 
+/*
+ * Each kind of byte that ends a plain run, at each offset of a string:
+ * strings are read eight bytes at a time, and the first of those bytes in
+ * a word must be found wherever it is.
+ */
+static void test_runs(void)
+{
+    static const char *const stops[] = {
+        "\"",   "\\n",  "\\u00e9",  "\x01",         "\x1f",
+        "\n",   "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+        "\xc3", "\x80", "\xff",     "\xed\xa0\x80", " ",
+        "~",
+    };
+    char text[64];
+    for (size_t k = 0; k < sizeof(stops) / sizeof(stops[0]); k++) {
+        for (size_t at = 0; at <= 20; at++) {
+            for (size_t tail = 0; tail <= 12; tail += 4) {
+                size_t o = 0, n = strlen(stops[k]);
+                text[o++] = '[';
+                text[o++] = '"';
+                memset(text + o, 'a', at);
+                o += at;
+                memcpy(text + o, stops[k], n);
+                o += n;
+                memset(text + o, 'b', tail);
+                o += tail;
+                text[o++] = '"';
+                text[o++] = ']';
+                agree(text, o, 0);
+                agree(text, o - 1, 0); /* cut short */
+            }
+        }
+    }
+}
+
 /* The flags change what is accepted, exactly as in jansson. */
 static void test_flags(void)
 {
@@ -842,6 +877,7 @@ static void test_fuzz(void)
 int main(void)
 {
     RUN(test_table);
+    RUN(test_runs);
     RUN(test_flags);
     RUN(test_nul_byte_after_token);
     RUN(test_depth);
