@@ -461,11 +461,21 @@ static enum mcp_status handle_tools_call(struct mcp_server *m, const struct mcp_
     const json_t *token = json_object_get(json_object_get(params, "_meta"), "progressToken");
     if (token && !json_is_string(token) && !json_is_integer(token))
         token = NULL;
+    /*
+     * The call takes copies, not references: it ends on another thread,
+     * while this one frees the request, and jansson's reference counts do
+     * not order a free after another thread's last read (a race that
+     * ThreadSanitizer reports under load).
+     */
     struct pending_call *p = calloc(1, sizeof(*p));
-    json_t *own_args = json_is_object(args) ? json_incref((json_t *)args) : json_object();
-    if (!p || !own_args) {
+    json_t *own_args = json_is_object(args) ? json_deep_copy(args) : json_object();
+    json_t *own_id = json_deep_copy(id);
+    json_t *own_token = token ? json_deep_copy(token) : NULL;
+    if (!p || !own_args || !own_id || (token && !own_token)) {
         free(p);
         json_decref(own_args);
+        json_decref(own_id);
+        json_decref(own_token);
         reply_error(r, 200, id, RPC_INTERNAL_ERROR, "Internal error");
         return MCP_DONE;
     }
@@ -474,9 +484,9 @@ static enum mcp_status handle_tools_call(struct mcp_server *m, const struct mcp_
     p->call.creds = req->creds;
     p->call.args = own_args;
     p->call.finish = finish_call;
-    p->id = json_incref((json_t *)id);
+    p->id = own_id;
     p->args = own_args;
-    p->progress_token = token ? json_incref((json_t *)token) : NULL;
+    p->progress_token = own_token;
     p->tool_name = tool->name;
     p->sink = *sink;
     p->request_id = req->request_id;
