@@ -867,11 +867,16 @@ static bool judge(struct stats *s, struct conn *c, const struct opts *o)
     return ok;
 }
 
-/* Sends the next request on c, connecting first if needed; -1 if the connect failed at once. */
-static int start_request(struct conn *c, const struct opts *o, double t)
+/*
+ * Sends the next request on c, connecting first if needed; -1 if the connect
+ * failed at once. Its latency starts here, when it is built and about to go
+ * out, not when the loop woke: reading and checking the answers handled
+ * before it in the same turn are the load generator's time, not the server's.
+ */
+static int start_request(struct conn *c, const struct opts *o)
 {
     build_request(c, o, o->body ? "POST" : "GET", o->body, NULL, NULL);
-    c->t_start = t;
+    c->t_start = now_s();
     if (c->fd < 0) {
         if (conn_open(c, o) != 0) {
             c->stage = ST_IDLE; /* retried by the loop */
@@ -917,7 +922,7 @@ static int cmd_run(struct opts *o)
     double io_backoff_until = 0, window = 0;
     bool is_draining = false;
     for (int i = 0; i < o->conns; i++)
-        start_request(&cs[i], o, now_s());
+        start_request(&cs[i], o);
     for (;;) {
         double t = now_s();
         if (!is_measuring && t >= t_warm) {
@@ -1000,23 +1005,25 @@ static int cmd_run(struct opts *o)
                 continue;
             }
             if (t >= t_warm) {
+                /* Its last byte is read: the latency ends now, before the check. */
+                double t_done = now_s();
                 if (judge(&s, c, o))
                     s.ok++;
                 if (s.n_lat == s.cap_lat) {
                     s.cap_lat = s.cap_lat ? s.cap_lat * 2 : 65536;
                     s.lat = xrealloc(s.lat, s.cap_lat * sizeof(double));
                 }
-                s.lat[s.n_lat++] = (t - c->t_start) * 1e3;
+                s.lat[s.n_lat++] = (t_done - c->t_start) * 1e3;
             }
             if (c->is_closing)
                 conn_close(c);
-            start_request(c, o, t);
+            start_request(c, o);
         }
         /* reconnect failed connections (after a short pause), and time out stuck requests */
         for (int i = 0; i < o->conns && !is_draining; i++) {
             struct conn *c = &cs[i];
             if (c->stage == ST_IDLE && t >= io_backoff_until) {
-                if (start_request(c, o, t) != 0) {
+                if (start_request(c, o) != 0) {
                     if (t >= t_warm) {
                         s.err_io++;
                         note_error(&s, "connect", 0, strerror(errno), strlen(strerror(errno)));
