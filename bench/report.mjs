@@ -18,6 +18,32 @@ const median = (xs) => {
     const m = Math.floor(s.length / 2);
     return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+/*
+ * One cell from the runs of the same target, query and concurrency (--repeat):
+ * each figure the median of the runs, except error counts (summed: an error in
+ * any run counts) and peak RSS (the highest). `runs` holds each run's req/s.
+ */
+function combine(xs) {
+    if (xs.length <= 1) return xs[0];
+    const merge = (vs, key) => {
+        const first = vs[0];
+        if (typeof first === 'number') {
+            if (key === 'errors' || key.startsWith('err_')) return vs.reduce((a, v) => a + v, 0);
+            if (key === 'hwm_kb') return Math.max(...vs);
+            return median(vs);
+        }
+        if (first && typeof first === 'object' && !Array.isArray(first)) {
+            const o = {};
+            for (const k of Object.keys(first)) o[k] = merge(vs.map((v) => v?.[k]), k);
+            return o;
+        }
+        return first;
+    };
+    return { ...merge(xs, ''), runs: xs.map((x) => x.rps) };
+}
+// req/s, with the spread of the runs when there were several.
+const rpsCell = (x) => (x.runs ? `${n0(x.rps)} (${n0(Math.min(...x.runs))}–${n0(Math.max(...x.runs))})` : n0(x.rps));
+
 function errCell(c) {
     if (!c.errors) return '0';
     const parts = [];
@@ -45,6 +71,8 @@ function header(m, title) {
     p(`- Upstream: \`tursodb --sync-server\` (${m.tursodb}), one process shared by all targets, table \`items\` of 10,000 rows`);
     p(`- Node peer: bench/node-peer/server.mjs on Node ${m.node}; @modelcontextprotocol/sdk 1.32.2, @libsql/client 0.18.0`);
     p(`- Load: bench/loadgen (closed loop, HTTP/1.1 keep-alive unless the server closes), ${m.warmup} s warm-up + ${m.duration} s measured per cell, 127.0.0.1 only`);
+    if (m.repeat > 1)
+        p(`- Each upstream-query cell ran ${m.repeat} times, the three targets in turn each time; its figures are the medians of those runs (req/s also shows their range), errors their sum, peak RSS their highest`);
     p(`- turso-mcp ran as \`turso-mcp ${m.server_flags}\``);
     p(`- Load average (1, 5, 15 min) at the start: ${m.loadavg_start}; at the end: ${m.loadavg_end ?? '?'}`);
     p();
@@ -58,7 +86,7 @@ if (mode === 'main') {
     const m = data.meta;
     header(m, 'turso-mcp benchmark');
     const cells = data.cells;
-    const get = (t, q, c) => cells.find((x) => x.target === t && x.query === q && x.conns === c);
+    const get = (t, q, c) => combine(cells.filter((x) => x.target === t && x.query === q && x.conns === c));
 
     p('## Throughput, latency, errors, CPU and memory');
     p();
@@ -80,7 +108,7 @@ if (mode === 'main') {
                 if (!x) continue;
                 const s = x.procs.server || {};
                 const u = t === 'direct' ? null : x.procs.upstream;
-                p(`| ${QUERY[q]} | ${c} | ${TARGET[t]} | ${n0(x.rps)} | ${f(x.p50_ms, 2)} | ${f(x.p99_ms, 2)} | ${errCell(x)} | ` +
+                p(`| ${QUERY[q]} | ${c} | ${TARGET[t]} | ${rpsCell(x)} | ${f(x.p50_ms, 2)} | ${f(x.p99_ms, 2)} | ${errCell(x)} | ` +
                   `${n0(s.cpu_us_per_req)} | ${u ? n0(u.cpu_us_per_req) : '–'} | ${mib(s.hwm_kb)} | ${f(x.loadgen_cpu_ms / x.window_s / 10, 0)} | ${f(other(x), 0)} |`);
             }
     p();

@@ -12,14 +12,18 @@
 #                                while 64 clients call tools/call
 #
 # Options: --duration S (measured seconds per cell, default 6), --warmup S
-# (default 1), --no-build (use build/turso-mcp as it is), --out FILE (default
-# bench/results/latest.md, or bench/results/sse-latest.md with --sse).
+# (default 1), --repeat N (run each upstream-query cell N times, the three
+# targets in turn each time, and report medians: runs on a shared machine vary
+# by several %; default 1), --no-build (use build/turso-mcp as it is), --out
+# FILE (default bench/results/latest.md, or bench/results/sse-latest.md with
+# --sse).
 # The load generator is bench/loadgen.c (built here into bench/build/).
 set -euo pipefail
 
 duration=6
 warmup=1
 sse_n=0
+repeat=1
 do_build=1
 out=""
 cmdline="bench/run.sh $*"
@@ -28,12 +32,14 @@ while (($#)); do
     --duration) duration="$2"; shift 2 ;;
     --warmup) warmup="$2"; shift 2 ;;
     --sse) sse_n="$2"; shift 2 ;;
+    --repeat) repeat="$2"; shift 2 ;;
     --no-build) do_build=0; shift ;;
     --out) out="$2"; shift 2 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --repeat takes a positive whole number" >&2; exit 2; }
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bench="$root/bench"
@@ -199,11 +205,13 @@ jq -n --arg cmd "$cmdline" --arg nproc "$(nproc)" --arg cpu "$cpu_model" --arg k
   --arg node "$("$node" --version) from $node_src" \
   --arg libs "libmicrohttpd $(pkgver libmicrohttpd12), libcurl $(pkgver libcurl4), jansson $(pkgver libjansson4)" \
   --arg duration "$duration" --arg warmup "$warmup" --arg idle_rss "$idle_rss" --arg sse "$sse_n" \
+  --arg repeat "$repeat" \
   --arg flags "serve --data-dir DIR --listen 127.0.0.1:0 --log-level warn ${server_flags[*]}" \
   --arg loadavg "$loadavg_start" \
   '{cmd:$cmd, nproc:$nproc, cpu:$cpu, kernel:$kernel, mem:$mem, date:$date, rev:$rev, turso_mcp:$tm,
     tursodb:$tdb, node:$node, libs:$libs, duration:$duration, warmup:$warmup, server_flags:$flags,
-    loadavg_start:$loadavg, idle_rss_kb:($idle_rss|tonumber), sse:($sse|tonumber)}' >"$work/meta.json"
+    loadavg_start:$loadavg, idle_rss_kb:($idle_rss|tonumber), sse:($sse|tonumber),
+    repeat:($repeat|tonumber)}' >"$work/meta.json"
 
 # ---- one measured cell ----
 # cell TARGET QUERY CONC URL BODYFILE CHECK EXPECT PIDSPEC... -- HEADERS...
@@ -354,16 +362,19 @@ mkdir -m 700 "$work/data-startup"
   --db-url "http://127.0.0.1:$tport" >"$work/startup-peer.json"
 
 # ---- the cells ----
-n_cells=$((3 * 3 * 3 + 6 + 6))
+n_cells=$((3 * 3 * 3 * repeat + 6 + 6))
 log "running $n_cells cells of $warmup s warm-up + $duration s each (~$(awk -v n="$n_cells" -v d="$duration" -v w="$warmup" 'BEGIN {printf "%.1f", n * (d + w + 0.4) / 60}') min)"
 for q in point rows100 rows5000; do
   for c in 1 16 64; do
-    cell direct "$q" "$c" "http://127.0.0.1:$tport/v2/pipeline" "$work/direct-$q.json" hrana "${expect[$q]}" \
-      "server=$tpid" -- "${hdr_direct[@]}"
-    cell turso_query "$q" "$c" "$mcp_url" "$work/mcp-$q.json" jsonrpc "${expect[$q]}" \
-      "server=$spid" "upstream=$tpid" -- "${hdr_tm[@]}"
-    cell node_peer "$q" "$c" "$peer_url" "$work/mcp-$q.json" jsonrpc "${expect[$q]}" \
-      "server=$ppid_" "upstream=$tpid" -- "${hdr_peer[@]}"
+    # The targets take turns, so that a slow spell of the machine falls on each alike.
+    for ((run = 1; run <= repeat; run++)); do
+      cell direct "$q" "$c" "http://127.0.0.1:$tport/v2/pipeline" "$work/direct-$q.json" hrana "${expect[$q]}" \
+        "server=$tpid" -- "${hdr_direct[@]}"
+      cell turso_query "$q" "$c" "$mcp_url" "$work/mcp-$q.json" jsonrpc "${expect[$q]}" \
+        "server=$spid" "upstream=$tpid" -- "${hdr_tm[@]}"
+      cell node_peer "$q" "$c" "$peer_url" "$work/mcp-$q.json" jsonrpc "${expect[$q]}" \
+        "server=$ppid_" "upstream=$tpid" -- "${hdr_peer[@]}"
+    done
   done
 done
 for c in 1 16; do
