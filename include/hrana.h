@@ -121,7 +121,7 @@ enum tm_err hrana_pipeline(struct turso_transport *t, const char *db_url, const 
  * requests first (any after them are a `close` the caller never sees).
  * Returns true when it consumed the answer: `done` will not run, and the
  * call is over. Returns false, having changed nothing, to leave the answer
- * to the ordinary path, which parses it and runs `done`. Transport thread.
+ * to the ordinary path, which parses it and runs `done`. A transport callback thread.
  */
 typedef bool (*hrana_raw_fn)(const char *body, size_t len, size_t n_results, void *ctx);
 

@@ -1,7 +1,7 @@
 /*
  * libmicrohttpd glue: routes, body accumulation with a cap, token
  * authentication, and suspend/resume around replies that arrive later
- * from the Turso transport thread. Each request's state lives in its
+ * on the Turso transport's callback threads. Each request's state lives in its
  * `struct request` (MHD's con_cls) and is freed when MHD reports the
  * request complete.
  */
@@ -941,7 +941,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->is_pending && r->route == ROUTE_WEB)
         return send_web_ready(r);
     if (r->is_pending) {
-        /* Resumed: the reply arrived from the transport thread. */
+        /* Resumed: the reply arrived from a transport callback thread. */
         pthread_mutex_lock(&r->lock);
         enum MHD_Result ret = r->is_reply_ready ? send_ready_reply(r) : MHD_YES;
         pthread_mutex_unlock(&r->lock);

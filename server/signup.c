@@ -255,7 +255,7 @@ static const char *read_form(const struct web *w, const struct web_form *f, stru
 
 /* ---- the check ------------------------------------------------------------------ */
 
-/* Runs on the transport thread: keep the verdict, wake the request. */
+/* Runs on a transport callback thread: keep the verdict, wake the request. */
 static void check_done(const struct credcheck_result *r, void *ctx)
 {
     struct web_call *call = ctx;

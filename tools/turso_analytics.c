@@ -7,7 +7,7 @@
  * …/usage), with its plan and blocks (GET /v1/organizations/{org}) and
  * database names (GET …/databases) added when they can be had.
  * Read-only. The run starts on an HTTP thread; later steps and the finish
- * run on the transport thread.
+ * run on the transport's callback threads.
  */
 #include <stdbool.h>
 #include <stdio.h>

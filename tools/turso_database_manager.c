@@ -5,8 +5,8 @@
  * instances, groups and their locations, organizations. Arguments are
  * checked per action before anything is sent; a read-only URL refuses
  * every change; destructive actions change nothing without confirm: true.
- * The run starts on an HTTP thread; every later step runs on the
- * transport thread, which also finishes the call.
+ * The run starts on an HTTP thread; every later step runs on a transport
+ * callback thread, which also finishes the call.
  */
 #include <stdbool.h>
 #include <stdio.h>

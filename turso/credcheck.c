@@ -1,7 +1,7 @@
 /*
  * The credential checks of credcheck.h: a `SELECT 1` pipeline for a database
  * URL, then `GET /v1/organizations` for a Platform token, chained from the
- * first one's callback on the transport thread. Messages come from hrana.c
+ * first one's callback on a transport callback thread. Messages come from hrana.c
  * or are written here; neither ever holds a token.
  */
 #include "credcheck.h"
