@@ -240,7 +240,8 @@ describe('rotation and revocation from the command line', () => {
     const db = new DatabaseSync(path.join(dataDir, 'store.db'));
     const lastUsed = () => db.prepare("SELECT last_used_at FROM users WHERE label = 'rot-1'").get().last_used_at;
     try {
-      db.exec("UPDATE users SET last_used_at = 0 WHERE label = 'rot-1'");
+      // Tampered here too, so that this test does not lean on the one before.
+      db.exec("UPDATE users SET sealed = x'00', last_used_at = 0 WHERE label = 'rot-1'");
       const tampered = users[1];
       const headers = { 'mcp-session-id': 'f'.repeat(32) };
       assert.equal((await rawPost(tampered.url, INIT)).status, 404);
