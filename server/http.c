@@ -88,7 +88,6 @@ struct request {
     struct buf body; /* the request body, capped at max_body_bytes; wiped when the request ends */
     bool is_too_large;
 
-    bool is_authenticated;       /* the token names a live user, `user_id` */
     struct store_sealed *sealed; /* that user's record, still sealed; freed with the request */
     struct creds creds; /* opened from `sealed` only if a message needs them; wiped at the end */
     bool has_creds;
@@ -480,10 +479,8 @@ static bool authenticate(struct request *r)
 {
     if (!r->has_token)
         token_from_header(r);
-    if (!r->has_token || store_find_id(r->server->store, r->token, r->user_id, &r->sealed) != TM_OK)
-        return false;
-    r->is_authenticated = true;
-    return true;
+    return r->has_token &&
+           store_find_id(r->server->store, r->token, r->user_id, &r->sealed) == TM_OK;
 }
 
 /*
@@ -567,14 +564,12 @@ static enum MHD_Result serve_mcp(struct request *r)
     r->is_pending = true;
     atomic_fetch_add(&r->refs, 1); /* the call's, should it go on after this returns */
     enum mcp_status status = mcp_handle(h->mcp, &mreq, &reply, &sink);
-    if (status == MCP_NOT_FOUND) {
+    if (status != MCP_PENDING) {
+        /* Answered now: the call's reference and the suspension are not needed. */
         atomic_fetch_sub(&r->refs, 1);
         r->is_pending = false;
-        return send_not_found(r);
-    }
-    if (status == MCP_DONE) {
-        atomic_fetch_sub(&r->refs, 1);
-        r->is_pending = false;
+        if (status == MCP_NOT_FOUND)
+            return send_not_found(r);
         enum MHD_Result ret =
             reply.is_event_stream ? open_get_stream(r, &reply) : send_reply(r, &reply);
         free(reply.body);
@@ -736,12 +731,10 @@ static enum MHD_Result serve_messages(struct request *r)
     struct mcp_reply reply;
     atomic_fetch_add(&r->refs, 1);
     enum mcp_status status = mcp_handle(h->mcp, &mreq, &reply, &sink);
-    if (status == MCP_NOT_FOUND) {
+    if (status != MCP_PENDING) {
         atomic_fetch_sub(&r->refs, 1);
-        return send_not_found(r);
-    }
-    if (status == MCP_DONE) {
-        atomic_fetch_sub(&r->refs, 1);
+        if (status == MCP_NOT_FOUND)
+            return send_not_found(r);
         /* Transport errors answer the POST itself; JSON-RPC answers go on the stream. */
         if (reply.status != 200 && reply.status != 202) {
             enum MHD_Result ret = send_reply(r, &reply);
@@ -881,7 +874,7 @@ static enum MHD_Result serve_user(struct request *r)
     case ROUTE_MESSAGES:
         return serve_messages(r);
     default:
-        return send_text(r, 404, "text/plain", "Not Found");
+        return send_not_found(r);
     }
 }
 
@@ -970,7 +963,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->route == ROUTE_WEB)
         return serve_web(r);
     if (r->route == ROUTE_NOT_FOUND)
-        return send_text(r, 404, "text/plain", "Not Found");
+        return send_not_found(r);
     if (strcmp(r->method, "OPTIONS") == 0)
         return send_text(r, 204, NULL, "");
     if (r->is_too_large) {
@@ -1001,7 +994,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_http(r->status);
     log_msg(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_DEBUG : LOG_INFO,
             "event=http rid=%lu method=%s path=%s status=%d user=%s duration_ms=%.2f%s", r->id,
-            r->method, r->masked_path, r->status, r->is_authenticated ? r->user_id : "-", ms,
+            r->method, r->masked_path, r->status, r->sealed ? r->user_id : "-", ms,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     request_release(r);
     *con_cls = NULL;
