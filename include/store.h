@@ -181,6 +181,13 @@ enum tm_err store_open_sealed(struct store *s, const struct store_sealed *sealed
  */
 void store_count_use(struct store *s, const struct store_sealed *sealed);
 
+/*
+ * How many URL checks (store_find_id, store_find) were answered from the
+ * recently seen rows without asking SQLite: a cache nothing else shows,
+ * so that tests can tell it works.
+ */
+uint64_t store_url_cache_hits(struct store *s);
+
 /* Wipes and frees what store_find_id gave; clears *p. Accepts NULL. */
 void store_sealed_free(struct store_sealed **p);
 

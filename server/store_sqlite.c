@@ -170,6 +170,7 @@ struct live_cache {
     bool has_state;
     unsigned char state[WAL_HDR_LEN];
     struct live_entry slots[LIVE_SLOTS];
+    uint64_t n_hits; /* checks answered here, without SQLite */
 };
 
 struct store {
@@ -1203,8 +1204,19 @@ static bool live_find(struct store *s, const unsigned char state[WAL_HDR_LEN],
         if (slot->is_used && memcmp(slot->record_id, record_id, RECORD_ID_LEN) == 0)
             is_found = record_copy(rec, &slot->rec);
     }
+    c->n_hits += is_found;
     pthread_mutex_unlock(&c->lock);
     return is_found;
+}
+
+uint64_t store_url_cache_hits(struct store *s)
+{
+    if (!s || !s->live.has_lock)
+        return 0;
+    pthread_mutex_lock(&s->live.lock);
+    uint64_t n = s->live.n_hits;
+    pthread_mutex_unlock(&s->live.lock);
+    return n;
 }
 
 /*
