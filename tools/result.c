@@ -14,26 +14,29 @@
 #include "jsonw.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /*
- * The length of `s` (`len` bytes) without a UTF-8 sequence cut short at its
- * end: a message cut to fit its buffer must stay valid UTF-8, or jansson
- * refuses it and the client gets an internal error instead of the message.
+ * Makes `s` valid UTF-8 in place, each byte of a broken sequence becoming
+ * '?'. A message is cut to fit, and callers cut names they quote with
+ * "%.64s", either possibly inside a character: jansson would refuse the
+ * text and the client would get an internal error instead of the message.
  */
-static size_t utf8_whole_len(const char *s, size_t len)
+static void utf8_mend(char *s)
 {
-    size_t lead = len;
-    /* Back over up to three continuation bytes (10xxxxxx) to the lead byte. */
-    while (lead > 0 && len - lead < 3 && ((unsigned char)s[lead - 1] & 0xC0) == 0x80)
-        lead--;
-    if (lead == 0)
-        return len;
-    unsigned char c = (unsigned char)s[lead - 1];
-    size_t want = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return len - (lead - 1) < want ? lead - 1 : len;
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = (unsigned char)s[i] < 0x80 ? 1 : jsonw_utf8_decode(s + i, len - i, &cp);
+        if (n == 0) {
+            s[i] = '?';
+            n = 1;
+        }
+        i += n;
+    }
 }
 
 json_t *tool_error_result(const char *fmt, ...)
@@ -41,10 +44,9 @@ json_t *tool_error_result(const char *fmt, ...)
     char text[2048];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof(text), fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    if (n >= (int)sizeof(text))
-        text[utf8_whole_len(text, sizeof(text) - 1)] = '\0';
+    utf8_mend(text);
     return json_pack("{s:s, s:b}", "summary", text, "is_error", 1);
 }
 

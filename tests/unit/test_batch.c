@@ -456,9 +456,9 @@ static void test_result_text(void)
 }
 
 /*
- * An error message too long for the result is cut, never inside a
- * character: the client still gets the message as a tool error, not an
- * internal error, whichever byte of a character the cut falls on.
+ * An error message too long for the result is cut, and a character cut
+ * short becomes '?': the client still gets the message as a tool error,
+ * not an internal error, whichever byte of a character the cut falls on.
  */
 static void test_long_error_cut_whole(void)
 {
@@ -483,13 +483,34 @@ static void test_long_error_cut_whole(void)
         const char *text = str(json_array_get(json_object_get(got, "content"), 0), "text");
         ASSERT_NOT_NULL(text);
         ASSERT(strncmp(text, "failed: ", 8) == 0);
-        /* Cut within the last character that fits: at most three bytes short. */
+        /* Cut within the last character that fits, its bytes mended. */
         size_t text_len = strlen(text);
         ASSERT(text_len <= 2047 && text_len >= 2044);
         ASSERT(strstr(text, "\xf0\x9f\x98\x80") != NULL);
         json_decref(got);
         free(f.text);
     }
+}
+
+/*
+ * Tools quote what the client sent cut to a width ("%.64s"), which may end
+ * inside a character: the message still arrives, the broken bytes as '?'.
+ */
+static void test_error_quoting_cut_character(void)
+{
+    struct finished f = {0};
+    struct tool_call call = {.finish = on_finish, .owner = &f};
+    tool_call_finish(&call, tool_error_result("Unknown argument \"%.4s\"", "abc\xc3\xa9"));
+    ASSERT_INT_EQ(f.n_calls, 1);
+    ASSERT(f.is_error);
+    json_error_t jerr;
+    json_t *got = json_loadb(f.text, f.len, 0, &jerr);
+    if (!got)
+        TEST_FAIL("the result does not parse: %s", jerr.text);
+    const char *text = str(json_array_get(json_object_get(got, "content"), 0), "text");
+    ASSERT_STR_EQ(text, "Unknown argument \"abc?\"");
+    json_decref(got);
+    free(f.text);
 }
 
 int main(void)
@@ -504,5 +525,6 @@ int main(void)
     RUN(test_read_caps_and_malformed);
     RUN(test_result_text);
     RUN(test_long_error_cut_whole);
+    RUN(test_error_quoting_cut_character);
     TEST_DONE();
 }
