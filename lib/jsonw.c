@@ -38,13 +38,10 @@ static bool reserve(struct jsonw *w, size_t extra)
 
 void jsonw_raw(struct jsonw *w, const char *s, size_t len)
 {
-    if (!reserve(w, len))
-        return;
-    /* Reserved above: copied here rather than through buf_add, which would
-     * check again (this runs for every cell of large results). */
-    memcpy(w->out.data + w->out.len, s, len);
-    w->out.len += len;
-    w->out.data[w->out.len] = '\0';
+    /* buf_add is inline with a fast path for bytes that fit: this runs for
+     * every cell of large results. */
+    if (!w->is_failed && !buf_add(&w->out, s, len))
+        w->is_failed = true;
 }
 
 size_t jsonw_utf8_decode(const char *text, size_t left, uint32_t *cp)
