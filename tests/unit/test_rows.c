@@ -193,6 +193,10 @@ static void assert_same_output(const json_t *sr, long max_rows, size_t budget)
     ASSERT_NOT_NULL(block);
     ASSERT(strncmp(block, "Returned some rows.\n", 20) == 0);
     ASSERT_NOT_NULL(strstr(block, text));
+    /* The rows right inside the fence, whichever way both texts above were written. */
+    const char *fenced = strstr(block, "<untrusted-database-content>\n");
+    ASSERT_NOT_NULL(fenced);
+    ASSERT(strncmp(fenced + strlen("<untrusted-database-content>\n"), text, strlen(text)) == 0);
     json_decref(got);
     free(want_text);
     json_decref(parts);
