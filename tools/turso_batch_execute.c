@@ -351,14 +351,14 @@ static void run(struct tool_call *call)
     b = calloc(1, sizeof(*b));
     if (!steps || !b)
         goto out;
-    b->requests = json_pack("[{s:s, s:{s:O}}]", "type", "batch", "batch", "steps", steps);
+    /* "o" hands steps over, as turso_query does with its statement: once
+     * sent, the pipeline is the callback's alone, on another thread, so
+     * nothing here may still hold a reference into it (jansson's last
+     * decref does not order the free after another thread's reads). */
+    b->requests = json_pack("[{s:s, s:{s:o}}]", "type", "batch", "batch", "steps", steps);
+    steps = NULL;
     if (!b->requests)
         goto out;
-    /* Once sent, the pipeline is the callback's alone, on another thread:
-     * nothing here may still hold a reference into it (jansson's reference
-     * counts are not safe to share across threads). */
-    json_decref(steps);
-    steps = NULL;
     json_decref(stmts);
     stmts = NULL;
     b->call = call;

@@ -244,7 +244,8 @@ static void run(struct tool_call *call)
         goto out;
     /* "o" hands stmt over: once sent, the pipeline is the callback's alone,
      * on another thread, so nothing here may still hold a reference into it
-     * (jansson's reference counts are not safe to share across threads). */
+     * (jansson's last decref does not order the free after another
+     * thread's reads). */
     q->requests = json_pack("[{s:s, s:o}]", "type", "execute", "stmt", stmt);
     stmt = NULL;
     if (!q->requests)
