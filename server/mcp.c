@@ -170,7 +170,7 @@ static const char *id_json(const json_t *id, char number[32], char **dumped)
         snprintf(number, 32, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
         return number;
     }
-    *dumped = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+    *dumped = jsonw_dumps(id, false, NULL);
     return *dumped;
 }
 
