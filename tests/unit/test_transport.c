@@ -14,7 +14,10 @@
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -996,6 +999,161 @@ static void keep_alive(void)
     ASSERT_INT_EQ(srv_get(s, &s->n_connections), 1);
     turso_transport_stop(&t);
     srv_stop(s);
+}
+
+/* ---- how connections end ---- */
+
+/*
+ * A bare HTTP/1.1 server on 127.0.0.1 that answers `n_requests` GETs with
+ * "ok": each on its own connection, closed by the server right after the
+ * answer (the answer and the FIN leave in one segment, corked, as the local
+ * engine's do), or all on one connection it keeps open until the client
+ * closes it, noting how that ended.
+ */
+struct bare_srv {
+    int listen_fd;
+    unsigned port;
+    bool closes_each;
+    int n_requests;
+    int kept_end; /* 0: the client's FIN; else the errno recv saw */
+    pthread_t thread;
+};
+
+static bool bare_read_request(int fd)
+{
+    char head[4096];
+    size_t len = 0;
+    while (len < sizeof(head)) {
+        ssize_t got = recv(fd, head + len, sizeof(head) - len, 0);
+        if (got <= 0)
+            return false;
+        len += (size_t)got;
+        if (memmem(head, len, "\r\n\r\n", 4))
+            return true;
+    }
+    return false;
+}
+
+static void *bare_serve(void *arg)
+{
+    struct bare_srv *b = arg;
+    static const char closing[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                  "Connection: close\r\n\r\nok";
+    static const char keeping[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    int fd = -1;
+    for (int i = 0; i < b->n_requests; i++) {
+        if (fd < 0)
+            fd = accept(b->listen_fd, NULL, NULL);
+        if (fd < 0 || !bare_read_request(fd))
+            break;
+        if (b->closes_each) {
+            int on = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+            if (send(fd, closing, sizeof(closing) - 1, MSG_NOSIGNAL) < 0)
+                break;
+            close(fd);
+            fd = -1;
+        } else if (send(fd, keeping, sizeof(keeping) - 1, MSG_NOSIGNAL) < 0) {
+            break;
+        }
+    }
+    if (fd >= 0) {
+        char byte;
+        ssize_t got = recv(fd, &byte, 1, 0);
+        b->kept_end = got == 0 ? 0 : got < 0 ? errno : EPROTO;
+        close(fd);
+    }
+    return NULL;
+}
+
+static void bare_start(struct bare_srv *b, bool closes_each, int n_requests)
+{
+    memset(b, 0, sizeof(*b));
+    b->closes_each = closes_each;
+    b->n_requests = n_requests;
+    b->kept_end = -1;
+    b->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(b->listen_fd >= 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT(bind(b->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
+    ASSERT(listen(b->listen_fd, 16) == 0);
+    socklen_t len = sizeof(addr);
+    ASSERT(getsockname(b->listen_fd, (struct sockaddr *)&addr, &len) == 0);
+    b->port = ntohs(addr.sin_port);
+    ASSERT(pthread_create(&b->thread, NULL, bare_serve, b) == 0);
+}
+
+static void bare_join(struct bare_srv *b)
+{
+    ASSERT(pthread_join(b->thread, NULL) == 0);
+    close(b->listen_fd);
+}
+
+/* Sockets of 127.0.0.1:`port` in TIME_WAIT, read from /proc/net/tcp. */
+static int time_wait_on_port(unsigned port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    ASSERT_NOT_NULL(f);
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned local_port, state;
+        if (sscanf(line, " %*d: %*8[0-9A-F]:%x %*8[0-9A-F]:%*x %x", &local_port, &state) == 2 &&
+            local_port == port && state == 0x06)
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static void get_ok(struct turso_transport *t, unsigned port)
+{
+    char url[64];
+    struct turso_reply r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
+    call(t, "GET", url, NULL, NULL, 0, &r);
+    if (r.err != TM_OK)
+        TEST_FAIL("GET failed: %d %s", (int)r.err, r.message);
+    ASSERT_INT_EQ(r.status, 200);
+    ASSERT(r.body_len == 2 && memcmp(r.body, "ok", 2) == 0);
+    turso_reply_cleanup(&r);
+}
+
+/* A server that closes after each answer keeps none of those connections in
+ * TIME_WAIT: the transport's close of a connection already ended resets it. */
+static void closed_by_server_leaves_no_time_wait(void)
+{
+    enum { N = 20 };
+    struct bare_srv b;
+    bare_start(&b, true, N);
+    struct turso_transport *t = transport_start(0, 0);
+    for (int i = 0; i < N; i++)
+        get_ok(t, b.port);
+    bare_join(&b);
+    int left = time_wait_on_port(b.port);
+    for (int waited_ms = 0; left > 0 && waited_ms < 1000; waited_ms += 10) {
+        usleep(10 * 1000);
+        left = time_wait_on_port(b.port);
+    }
+    if (left > 0)
+        TEST_FAIL("%d of %d connections the server closed wait in TIME_WAIT", left, N);
+    turso_transport_stop(&t);
+}
+
+/* A connection the server keeps open ends with the client's FIN, not a reset. */
+static void kept_connection_ends_cleanly(void)
+{
+    struct bare_srv b;
+    bare_start(&b, false, 3);
+    struct turso_transport *t = transport_start(0, 0);
+    for (int i = 0; i < 3; i++)
+        get_ok(t, b.port);
+    turso_transport_stop(&t); /* closes the kept connection */
+    bare_join(&b);
+    if (b.kept_end != 0)
+        TEST_FAIL("the kept connection ended with %s, not the client's FIN",
+                  b.kept_end > 0 ? strerror(b.kept_end) : "no answer");
 }
 
 /* ---- call groups: cancellation and deadlines ---- */
@@ -2101,6 +2259,8 @@ int main(void)
     RUN(stop_in_flight);
     RUN(keep_alive);
     RUN(idle_close_quiet);
+    RUN(closed_by_server_leaves_no_time_wait);
+    RUN(kept_connection_ends_cleanly);
     RUN(group_none);
     RUN(group_cancel_in_flight);
     RUN(group_inherited_by_callbacks);
