@@ -200,7 +200,8 @@ struct turso_transport {
      * Callbacks run on these workers, not on a lane thread: turning a large
      * answer into a tool result takes milliseconds, and a thread that drives
      * connections must not wait for it (nor must other users' calls).
-     * `cb_lock` guards the queue and cb_is_stopping.
+     * `cb_lock` guards the queue, cb_n_waiting (workers asleep on
+     * cb_wake) and cb_is_stopping.
      */
     pthread_t workers[TRANSPORT_WORKERS_MAX];
     int n_workers;
@@ -208,6 +209,7 @@ struct turso_transport {
     pthread_cond_t cb_wake;
     bool has_cb_lock;
     struct xfer *cb_head, *cb_tail;
+    int cb_n_waiting;
     bool cb_is_stopping;
 };
 
@@ -654,8 +656,11 @@ static void finish(struct xfer *x, enum tm_err err, long status, const char *mes
         else
             t->cb_head = x;
         t->cb_tail = x;
-        pthread_cond_signal(&t->cb_wake);
+        bool is_wake_needed = t->cb_n_waiting > 0;
         pthread_mutex_unlock(&t->cb_lock);
+        /* After unlocking, so the worker woken does not at once block on the lock. */
+        if (is_wake_needed)
+            pthread_cond_signal(&t->cb_wake);
     } else {
         x->reply = reply;
         run_callback(x);
@@ -680,8 +685,11 @@ static void *callback_worker(void *arg)
     struct turso_transport *t = arg;
     pthread_mutex_lock(&t->cb_lock);
     for (;;) {
-        while (!t->cb_head && !t->cb_is_stopping)
+        while (!t->cb_head && !t->cb_is_stopping) {
+            t->cb_n_waiting++;
             pthread_cond_wait(&t->cb_wake, &t->cb_lock);
+            t->cb_n_waiting--;
+        }
         struct xfer *x = t->cb_head;
         if (!x)
             break; /* stopping, and nothing left to run */
