@@ -60,12 +60,21 @@ struct turso_reply {
 struct turso_call_group {
     uint64_t id;         /* from turso_transport_new_group_id; 0: no group, never cancelled */
     int64_t deadline_ms; /* CLOCK_MONOTONIC, in ms; 0: none */
+    /*
+     * The group's callbacks never wait (no blocking I/O, no lock held for
+     * long): the callback of a small answer may then run at once on the
+     * thread that drove the connection, skipping the hand-over to a callback
+     * thread. Others always run on a callback thread.
+     */
+    bool callbacks_never_block;
 };
 
 /*
- * Runs on a callback thread, with that thread's current group set to the
- * request's (see turso_transport_set_group): what the callback submits joins
- * the same group. `reply` is borrowed: valid only during the call.
+ * Runs on a callback thread (or, for a small answer in a group whose
+ * callbacks never block, on the thread that drove the connection), with that
+ * thread's current group set to the request's (see turso_transport_set_group):
+ * what the callback submits joins the same group. `reply` is borrowed: valid
+ * only during the call.
  */
 typedef void (*turso_reply_fn)(const struct turso_reply *reply, void *ctx);
 

@@ -510,10 +510,16 @@ static enum mcp_status handle_tools_call(struct mcp_server *m, const struct mcp_
     /* Everything the tool sends upstream, now or from its callbacks, belongs to this call. */
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
+    /*
+     * A call answered as JSON ends by handing the result to its request and
+     * resuming the connection, which never waits; a streamed one ends its
+     * stream, which can wait for a keep-alive sweep over every stream.
+     */
     struct turso_call_group group = {.id = p->group,
                                      .deadline_ms = (int64_t)now.tv_sec * 1000 +
                                                     now.tv_nsec / 1000000 +
-                                                    m->env->call_deadline_ms};
+                                                    m->env->call_deadline_ms,
+                                     .callbacks_never_block = !p->is_streaming};
     turso_transport_set_group(&group);
     tool->run(&p->call);
     turso_transport_set_group(NULL);

@@ -48,6 +48,9 @@
 #define TRANSPORT_WORKERS_MAX        16
 #define TRANSPORT_MAX_RESPONSE_LEN   ((size_t)64 * 1024 * 1024)
 #define TRANSPORT_USER_AGENT         "turso-mcp"
+/* An answer up to this size becomes a result in tens of microseconds, less
+ * than handing it to a callback thread costs (see struct turso_transport). */
+#define TRANSPORT_INLINE_REPLY_MAX ((size_t)4 * 1024)
 /* Only an upper bound: submissions and stop wake the thread at once, and
  * curl's timer shortens the wait. Each time it elapses curl gets a timeout
  * action anyway, so that no lost timer can leave a transfer stuck. */
@@ -199,9 +202,11 @@ struct turso_transport {
     /*
      * Callbacks run on these workers, not on a lane thread: turning a large
      * answer into a tool result takes milliseconds, and a thread that drives
-     * connections must not wait for it (nor must other users' calls).
-     * `cb_lock` guards the queue, cb_n_waiting (workers asleep on
-     * cb_wake) and cb_is_stopping.
+     * connections must not wait for it (nor must other users' calls). The
+     * exception is a small answer in a group whose callbacks never block:
+     * running it takes less than waking a worker (a futex round trip and a
+     * switch of threads per call). `cb_lock` guards the queue, cb_n_waiting
+     * (workers asleep on cb_wake) and cb_is_stopping.
      */
     pthread_t workers[TRANSPORT_WORKERS_MAX];
     int n_workers;
@@ -646,7 +651,8 @@ static void finish(struct xfer *x, enum tm_err err, long status, const char *mes
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);
         xfer_destroy(x);
-    } else if (x->t && x->t->n_workers > 0) {
+    } else if (x->t && x->t->n_workers > 0 &&
+               !(x->group.callbacks_never_block && reply.body_len <= TRANSPORT_INLINE_REPLY_MAX)) {
         struct turso_transport *t = x->t;
         x->reply = reply;
         x->cb_next = NULL;
@@ -683,6 +689,7 @@ static void run_callback(struct xfer *x)
 static void *callback_worker(void *arg)
 {
     struct turso_transport *t = arg;
+    pthread_setname_np(pthread_self(), "tm-callback");
     pthread_mutex_lock(&t->cb_lock);
     for (;;) {
         while (!t->cb_head && !t->cb_is_stopping) {
@@ -1024,6 +1031,8 @@ static int wait_ms(const struct lane *l)
 static void *run(void *arg)
 {
     struct lane *l = arg;
+    /* Named for operators (top -H, /proc/PID/task/TID/comm). */
+    pthread_setname_np(pthread_self(), "tm-upstream");
     struct epoll_event events[TRANSPORT_EVENTS_MAX];
     for (;;) {
         pthread_mutex_lock(&l->lock);

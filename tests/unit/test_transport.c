@@ -1802,8 +1802,7 @@ static void group_cancel_many_threads(void)
     grec_init();
     struct turso_call_group groups[N_CANCEL_GROUPS], keep = {.id = turso_transport_new_group_id()};
     for (int i = 0; i < N_CANCEL_GROUPS; i++) {
-        groups[i].id = turso_transport_new_group_id();
-        groups[i].deadline_ms = 0;
+        groups[i] = (struct turso_call_group){.id = turso_transport_new_group_id()};
         ASSERT_INT_EQ(submit_in(t, &groups[i], stall_url, on_grec, 2 * i), TM_OK);
         ASSERT_INT_EQ(submit_in(t, &groups[i], stall_url, on_grec, 2 * i + 1), TM_OK);
     }
@@ -2241,6 +2240,79 @@ static void hrana_call_group(void)
     turso_transport_stop(&t);
 }
 
+/* Where a callback ran: the name of its thread. */
+struct where_ran {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool is_done;
+    long status;
+    size_t body_len;
+    char thread[16];
+};
+
+static void on_where(const struct turso_reply *reply, void *ctx)
+{
+    struct where_ran *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    pthread_getname_np(pthread_self(), w->thread, sizeof(w->thread));
+    w->status = reply->status;
+    w->body_len = reply->body_len;
+    w->is_done = true;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Submits a GET of `path` in group `g` (NULL: none); checks the answer, and
+ * the thread its callback ran on. */
+static void callback_thread(struct turso_transport *t, const struct turso_call_group *g,
+                            const char *base, const char *path, long status, size_t body_len,
+                            const char *expected)
+{
+    char url[160];
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    struct where_ran w = {.is_done = false};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    struct turso_request req = {.method = "GET", .url = url};
+    turso_transport_set_group(g);
+    ASSERT_INT_EQ(turso_transport_submit(t, &req, on_where, &w), TM_OK);
+    turso_transport_set_group(NULL);
+    pthread_mutex_lock(&w.lock);
+    struct timespec dl = deadline_in(WAIT_MS);
+    while (!w.is_done) {
+        if (pthread_cond_timedwait(&w.cond, &w.lock, &dl) == ETIMEDOUT)
+            TEST_FAIL("the callback for %s never ran", path);
+    }
+    pthread_mutex_unlock(&w.lock);
+    ASSERT_INT_EQ(w.status, status);
+    ASSERT(w.body_len == body_len);
+    if (strcmp(w.thread, expected) != 0)
+        TEST_FAIL("the callback for %s ran on \"%s\", not \"%s\"", path, w.thread, expected);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+}
+
+/*
+ * A small answer in a group whose callbacks never block is handled on the
+ * thread that drove its connection; a large one, or any answer outside such
+ * a group, on a callback thread.
+ */
+static void callbacks_where_allowed(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start(0, 0);
+    struct turso_call_group quick = {.id = turso_transport_new_group_id(),
+                                     .callbacks_never_block = true};
+    struct turso_call_group plain = {.id = turso_transport_new_group_id()};
+    callback_thread(t, &quick, s->base, "/status/200", 200, 10, "tm-upstream");
+    callback_thread(t, &quick, s->base, "/big/4096", 200, 4096, "tm-upstream");
+    callback_thread(t, &quick, s->base, "/big/4097", 200, 4097, "tm-callback");
+    callback_thread(t, &plain, s->base, "/status/200", 200, 10, "tm-callback");
+    callback_thread(t, NULL, s->base, "/status/200", 200, 10, "tm-callback");
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
 int main(void)
 {
     main_thread = pthread_self();
@@ -2269,6 +2341,7 @@ int main(void)
     RUN(group_deadline);
     RUN(group_deadline_passed);
     RUN(group_cancel_many_threads);
+    RUN(callbacks_where_allowed);
     RUN(hrana_close_accepted);
     RUN(hrana_close_rejected);
     RUN(hrana_http_errors);
