@@ -799,7 +799,13 @@ static enum mcp_status handle_post(struct mcp_server *m, const struct mcp_reques
         reply_error(r, 400, NULL, RPC_PARSE_ERROR, text);
         goto out;
     }
-    /* Credentials are opened (decrypted) only for the messages that use them. */
+    /*
+     * Credentials are opened (decrypted) only for the messages that use them,
+     * and before anything else about the request is checked: to initialize and
+     * tool calls, a URL whose record does not open is unknown (404 Not Found,
+     * never counted as a use) whatever the rest of the request says, so that
+     * answer does not depend on the session or headers sent with it.
+     */
     if (!req->creds && needs_creds(msg)) {
         with_creds = *req;
         with_creds.creds = req->open_creds ? req->open_creds(req->open_creds_ctx) : NULL;
