@@ -618,8 +618,10 @@ static const struct key_entry *key_find(const struct key_set *ks, int64_t versio
  * Decodes a URL token. Only the canonical encoding of 32 bytes passes:
  * exactly 43 characters of the base64url alphabet, and sodium rejects
  * stray low bits in the last one, so one set of token bytes has exactly
- * one text form. Sodium's decoder takes the same time whatever the
- * characters, so the time taken says nothing about a secret token.
+ * one text form. Sodium decodes the alphabet's characters in constant
+ * time and stops at the first character outside it, so the time taken
+ * shows at most where a token stops being base64url, never anything of
+ * a valid token's value.
  */
 static bool token_decode(const char *token, unsigned char bin[TOKEN_BYTES])
 {
