@@ -1023,6 +1023,44 @@ static void in_other_process(const char *dir, enum other_op op, const char *arg,
 }
 
 /*
+ * More users than the URL check's cache has slots, so that some share one:
+ * every check, from SQLite or from the cache, still names its own user, and
+ * what it found opens into that user's credentials.
+ */
+static void test_find_id_shared_slots(void)
+{
+    enum { N_USERS = 66 }; /* more than the cache's 64 slots */
+    char dir[256];
+    struct store *s = open_new(dir, sizeof(dir));
+    char tokens[N_USERS][STORE_TOKEN_LEN + 1], ids[N_USERS][STORE_ID_LEN + 1];
+    char label[16], id[STORE_ID_LEN + 1];
+    for (int i = 0; i < N_USERS; i++) {
+        snprintf(label, sizeof(label), "u%d", i);
+        add_user(s, label, false, tokens[i], ids[i]);
+    }
+    uint64_t hits = store_url_cache_hits(s);
+    /* Nothing is committed between these checks (they count no use). */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N_USERS; i++) {
+            struct store_sealed *sealed = NULL;
+            ASSERT_INT_EQ(store_find_id(s, tokens[i], id, &sealed), TM_OK);
+            ASSERT_STR_EQ(id, ids[i]);
+            if (round == 2) {
+                struct creds out;
+                ASSERT_INT_EQ(store_open_sealed(s, sealed, &out), TM_OK);
+                snprintf(label, sizeof(label), "u%d", i);
+                ASSERT_STR_EQ(out.label, label);
+                creds_cleanup(&out);
+            }
+            store_sealed_free(&sealed);
+        }
+    }
+    ASSERT(store_url_cache_hits(s) > hits);
+    store_close(&s);
+    sodium_memzero(tokens, sizeof(tokens));
+}
+
+/*
  * The token check of requests that need no credentials: it names the user
  * without opening the record, and a revocation or rotation committed by
  * another process shows on the very next check.
@@ -2065,6 +2103,7 @@ int main(void)
     RUN(test_list);
     RUN(test_revoke);
     RUN(test_find_id);
+    RUN(test_find_id_shared_slots);
     RUN(test_no_plaintext_secrets);
     RUN(test_last_used);
     RUN(test_last_used_by_requests);
