@@ -364,6 +364,37 @@ static void on_finish(struct tool_call *call, char *result, size_t len, bool is_
 }
 
 /*
+ * Ends a call with `result` as a tool does and checks it was finished once,
+ * with JSON text that parses: that text is left in `f` (caller frees
+ * f->text), its value returned (caller decrefs).
+ */
+static json_t *finish_parsed(json_t *result, struct finished *f)
+{
+    struct tool_call call = {.finish = on_finish, .owner = f};
+    *f = (struct finished){0};
+    tool_call_finish(&call, result);
+    ASSERT_INT_EQ(f->n_calls, 1);
+    ASSERT_NOT_NULL(f->text);
+    ASSERT_INT_EQ(f->len, strlen(f->text));
+    json_error_t jerr;
+    json_t *got = json_loadb(f->text, f->len, 0, &jerr);
+    if (!got)
+        TEST_FAIL("the result does not parse: %s\n%s", jerr.text, f->text);
+    return got;
+}
+
+/* The text of a parsed result's content, which is one text block. */
+static const char *block_text(const json_t *got)
+{
+    const json_t *content = json_object_get(got, "content");
+    ASSERT_INT_EQ(json_array_size(content), 1);
+    ASSERT_STR_EQ(str(json_array_get(content, 0), "type"), "text");
+    const char *text = str(json_array_get(content, 0), "text");
+    ASSERT_NOT_NULL(text);
+    return text;
+}
+
+/*
  * Ends a call with `rep` as turso_batch_execute does (tool_result, then
  * tool_call_finish) and checks what a client reads: the summary, then,
  * fenced, JSON text that is byte for byte the structuredContent of the same
@@ -376,30 +407,18 @@ static void assert_text_is_structured(struct batch_report *rep)
     static const char close[] = "\n</untrusted-database-content>";
     static const char key[] = "}],\"structuredContent\":";
     static const char error_end[] = ",\"isError\":true}";
-    struct finished f = {0};
-    struct tool_call call = {.finish = on_finish, .owner = &f};
+    struct finished f;
     json_t *want = json_incref(rep->structured);
-
-    tool_call_finish(&call, tool_result(rep->structured, rep->summary, true, rep->is_error));
+    json_t *got =
+        finish_parsed(tool_result(rep->structured, rep->summary, true, rep->is_error), &f);
     rep->structured = NULL; /* tool_result took it */
-    ASSERT_INT_EQ(f.n_calls, 1);
-    ASSERT_NOT_NULL(f.text);
-    ASSERT_INT_EQ(f.len, strlen(f.text));
     ASSERT_INT_EQ(f.is_error, rep->is_error);
-    json_error_t jerr;
-    json_t *got = json_loadb(f.text, f.len, 0, &jerr);
-    if (!got)
-        TEST_FAIL("the result does not parse: %s\n%s", jerr.text, f.text);
     ASSERT_INT_EQ(json_is_true(json_object_get(got, "isError")), rep->is_error);
     ASSERT_INT_EQ(json_object_size(got), rep->is_error ? 3 : 2);
     ASSERT(json_equal(json_object_get(got, "structuredContent"), want));
 
     /* The text block: the summary, a newline, the fenced data. */
-    const json_t *content = json_object_get(got, "content");
-    ASSERT_INT_EQ(json_array_size(content), 1);
-    ASSERT_STR_EQ(str(json_array_get(content, 0), "type"), "text");
-    const char *block = str(json_array_get(content, 0), "text");
-    ASSERT_NOT_NULL(block);
+    const char *block = block_text(got);
     size_t summary_len = strlen(rep->summary);
     ASSERT(strncmp(block, rep->summary, summary_len) == 0 && block[summary_len] == '\n');
     const char *data = strstr(block, open);
@@ -410,6 +429,7 @@ static void assert_text_is_structured(struct batch_report *rep)
     size_t data_len = (size_t)(block + block_len - strlen(close) - data);
     for (size_t i = 0; i < data_len; i++)
         ASSERT((unsigned char)data[i] < 0x80);
+    json_error_t jerr;
     json_t *data_value = json_loadb(data, data_len, 0, &jerr);
     if (!data_value)
         TEST_FAIL("the text block's data does not parse: %s\n%s", jerr.text, block);
@@ -471,17 +491,10 @@ static void test_long_error_cut_whole(void)
             len += 4;
         }
         message[len] = '\0';
-        struct finished f = {0};
-        struct tool_call call = {.finish = on_finish, .owner = &f};
-        tool_call_finish(&call, tool_error_result("failed: %s", message));
-        ASSERT_INT_EQ(f.n_calls, 1);
+        struct finished f;
+        json_t *got = finish_parsed(tool_error_result("failed: %s", message), &f);
         ASSERT(f.is_error);
-        json_error_t jerr;
-        json_t *got = json_loadb(f.text, f.len, 0, &jerr);
-        if (!got)
-            TEST_FAIL("the result does not parse: %s", jerr.text);
-        const char *text = str(json_array_get(json_object_get(got, "content"), 0), "text");
-        ASSERT_NOT_NULL(text);
+        const char *text = block_text(got);
         ASSERT(strncmp(text, "failed: ", 8) == 0);
         /* Cut within the last character that fits, its bytes mended. */
         size_t text_len = strlen(text);
@@ -498,17 +511,10 @@ static void test_long_error_cut_whole(void)
  */
 static void test_error_quoting_cut_character(void)
 {
-    struct finished f = {0};
-    struct tool_call call = {.finish = on_finish, .owner = &f};
-    tool_call_finish(&call, tool_error_result("Unknown argument \"%.4s\"", "abc\xc3\xa9"));
-    ASSERT_INT_EQ(f.n_calls, 1);
+    struct finished f;
+    json_t *got = finish_parsed(tool_error_result("Unknown argument \"%.4s\"", "abc\xc3\xa9"), &f);
     ASSERT(f.is_error);
-    json_error_t jerr;
-    json_t *got = json_loadb(f.text, f.len, 0, &jerr);
-    if (!got)
-        TEST_FAIL("the result does not parse: %s", jerr.text);
-    const char *text = str(json_array_get(json_object_get(got, "content"), 0), "text");
-    ASSERT_STR_EQ(text, "Unknown argument \"abc?\"");
+    ASSERT_STR_EQ(block_text(got), "Unknown argument \"abc?\"");
     json_decref(got);
     free(f.text);
 }
