@@ -479,6 +479,8 @@ static void test_result_text(void)
  * An error message too long for the result is cut, and a character cut
  * short becomes '?': the client still gets the message as a tool error,
  * not an internal error, whichever byte of a character the cut falls on.
+ * The message is written into 2,048 bytes, so it is cut to 2,047, and
+ * mended in place: the cut character's bytes left each become one '?'.
  */
 static void test_long_error_cut_whole(void)
 {
@@ -494,12 +496,25 @@ static void test_long_error_cut_whole(void)
         struct finished f;
         json_t *got = finish_parsed(tool_error_result("failed: %s", message), &f);
         ASSERT(f.is_error);
+        ASSERT(json_is_true(json_object_get(got, "isError")));
         const char *text = block_text(got);
         ASSERT(strncmp(text, "failed: ", 8) == 0);
         /* Cut within the last character that fits, its bytes mended. */
         size_t text_len = strlen(text);
         ASSERT(text_len <= 2047 && text_len >= 2044);
         ASSERT(strstr(text, "\xf0\x9f\x98\x80") != NULL);
+        ASSERT_INT_EQ(text_len, 2047);
+        for (size_t i = 0; i < shift; i++)
+            ASSERT_INT_EQ(text[8 + i], 'a');
+        /*
+         * 2,039 - shift bytes after "failed: " and the 'a's: 509 whole
+         * characters, then 3 - shift bytes of the next, each now '?'.
+         */
+        const char *p = text + 8 + shift;
+        for (size_t i = 0; i < 509; i++, p += 4)
+            ASSERT(memcmp(p, "\xf0\x9f\x98\x80", 4) == 0);
+        static const char marks[] = "???";
+        ASSERT_STR_EQ(p, marks + shift);
         json_decref(got);
         free(f.text);
     }
@@ -514,7 +529,35 @@ static void test_error_quoting_cut_character(void)
     struct finished f;
     json_t *got = finish_parsed(tool_error_result("Unknown argument \"%.4s\"", "abc\xc3\xa9"), &f);
     ASSERT(f.is_error);
+    ASSERT(json_is_true(json_object_get(got, "isError")));
     ASSERT_STR_EQ(block_text(got), "Unknown argument \"abc?\"");
+    json_decref(got);
+    free(f.text);
+}
+
+/*
+ * Bytes that are not UTF-8 inside a message, not only at its end, become
+ * '?' each, and what follows them arrives as it was.
+ */
+static void test_error_bad_bytes_within(void)
+{
+    struct finished f;
+    json_t *got = finish_parsed(tool_error_result("Unknown argument \"%s\"", "a\xff"
+                                                                             "b"),
+                                &f);
+    ASSERT(f.is_error);
+    ASSERT(json_is_true(json_object_get(got, "isError")));
+    ASSERT_STR_EQ(block_text(got), "Unknown argument \"a?b\"");
+    json_decref(got);
+    free(f.text);
+
+    /* A lone continuation byte, a character cut short by ASCII, then a whole one. */
+    got = finish_parsed(tool_error_result("%s", "a\x80"
+                                                "b\xe2\x82"
+                                                "c\xf0\x9f\x98\x80"),
+                        &f);
+    ASSERT(f.is_error);
+    ASSERT_STR_EQ(block_text(got), "a?b??c\xf0\x9f\x98\x80");
     json_decref(got);
     free(f.text);
 }
@@ -532,5 +575,6 @@ int main(void)
     RUN(test_result_text);
     RUN(test_long_error_cut_whole);
     RUN(test_error_quoting_cut_character);
+    RUN(test_error_bad_bytes_within);
     TEST_DONE();
 }
