@@ -191,6 +191,7 @@ struct conn {
     bool is_chunked, is_closing;
     size_t cpos; /* chunked: offset of the next chunk-size line */
     double t_start;
+    double t_done; /* run: when the answer's last byte was read */
     char session[128];
 };
 
@@ -956,6 +957,14 @@ static int cmd_run(struct opts *o)
         }
         int n = epoll_wait(epfd, evs, 256, 5);
         t = now_s();
+        /*
+         * First every ready connection is read, each answer's end stamped
+         * as its last byte arrives; only then are the complete answers
+         * checked and their next requests sent, so no answer's latency
+         * holds the checking of others ready at the same time.
+         */
+        struct conn *done_conns[256];
+        int n_done = 0;
         for (int k = 0; k < n; k++) {
             struct conn *c = evs[k].data.ptr;
             bool done = false, failed = false;
@@ -1004,16 +1013,19 @@ static int cmd_run(struct opts *o)
                 conn_close(c);
                 continue;
             }
+            c->t_done = now_s(); /* its last byte is read: the latency ends here */
+            done_conns[n_done++] = c;
+        }
+        for (int k = 0; k < n_done; k++) {
+            struct conn *c = done_conns[k];
             if (t >= t_warm) {
-                /* Its last byte is read: the latency ends now, before the check. */
-                double t_done = now_s();
                 if (judge(&s, c, o))
                     s.ok++;
                 if (s.n_lat == s.cap_lat) {
                     s.cap_lat = s.cap_lat ? s.cap_lat * 2 : 65536;
                     s.lat = xrealloc(s.lat, s.cap_lat * sizeof(double));
                 }
-                s.lat[s.n_lat++] = (t_done - c->t_start) * 1e3;
+                s.lat[s.n_lat++] = (c->t_done - c->t_start) * 1e3;
             }
             if (c->is_closing)
                 conn_close(c);
