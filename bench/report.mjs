@@ -21,7 +21,10 @@ const median = (xs) => {
 /*
  * One cell from the runs of the same target, query and concurrency (--repeat):
  * each figure the median of the runs, except error counts (summed: an error in
- * any run counts) and peak RSS (the highest). `runs` holds each run's req/s.
+ * any run counts), peak RSS (the highest) and "other %" (worked out for each
+ * run from that run's own figures, then the highest, so one disturbed run
+ * shows; the medians of busy time and CPU may come from different runs).
+ * `runs` holds each run's req/s.
  */
 function combine(xs) {
     if (xs.length <= 1) return xs[0];
@@ -39,7 +42,8 @@ function combine(xs) {
         }
         return first;
     };
-    return { ...merge(xs, ''), runs: xs.map((x) => x.rps) };
+    const others = xs.map(other).filter((v) => !Number.isNaN(v));
+    return { ...merge(xs, ''), runs: xs.map((x) => x.rps), other_pct: others.length ? Math.max(...others) : NaN };
 }
 // req/s, with the spread of the runs when there were several.
 const rpsCell = (x) => (x.runs ? `${n0(x.rps)} (${n0(Math.min(...x.runs))}–${n0(Math.max(...x.runs))})` : n0(x.rps));
@@ -53,8 +57,10 @@ function errCell(c) {
     return `**${c.errors}** (${parts.join(', ')})`;
 }
 
-// Busy CPU of the machine outside the measured processes and the load generator, % of all cores.
+// Busy CPU of the machine outside the measured processes and the load generator, % of all cores
+// (of a combined cell, the highest of its runs').
 function other(x) {
+    if (x.other_pct !== undefined) return x.other_pct;
     if (x.machine_busy_ms === undefined || !x.window_s) return NaN;
     const ours = Object.values(x.procs).reduce((a, p) => a + (p.cpu_ms || 0), 0) + x.loadgen_cpu_ms;
     return Math.max(0, (x.machine_busy_ms - ours) / (x.window_s * 1000 * NPROC)) * 100;
@@ -72,7 +78,7 @@ function header(m, title) {
     p(`- Node peer: bench/node-peer/server.mjs on Node ${m.node}; @modelcontextprotocol/sdk 1.32.2, @libsql/client 0.18.0`);
     p(`- Load: bench/loadgen (closed loop, HTTP/1.1 keep-alive unless the server closes), ${m.warmup} s warm-up + ${m.duration} s measured per cell, 127.0.0.1 only`);
     if (m.repeat > 1)
-        p(`- Each upstream-query cell ran ${m.repeat} times, the three targets in turn each time; its figures are the medians of those runs (req/s also shows their range), errors their sum, peak RSS their highest`);
+        p(`- Each upstream-query cell ran ${m.repeat} times, the three targets in turn each time; its figures are the medians of those runs (req/s also shows their range), errors their sum, peak RSS and "other %" their highest`);
     p(`- turso-mcp ran as \`turso-mcp ${m.server_flags}\``);
     p(`- Load average (1, 5, 15 min) at the start: ${m.loadavg_start}; at the end: ${m.loadavg_end ?? '?'}`);
     p();
@@ -98,6 +104,7 @@ if (mode === 'main') {
     p('"Other %" is the machine\'s busy time (user, system and steal; interrupt time left out) not spent in the measured');
     p('processes or the load generator, as a share of both cores: anything above a few % means something else was running');
     p('on the machine during that cell, and its numbers are less trustworthy.');
+    if (m.repeat > 1) p('Of a cell run several times it is the highest of the runs, so a single disturbed run shows.');
     p();
     p('| query | conc | target | req/s | p50 ms | p99 ms | errors | server CPU µs/call | upstream CPU µs/call | peak RSS MiB | loadgen CPU % | other % |');
     p('| --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
