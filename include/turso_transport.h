@@ -5,14 +5,15 @@
  * timeouts and TLS verification on.
  *
  * Callers submit a request with a completion callback; the callback runs
- * on one of the transport's callback threads (never the thread that drives
- * the connections, so a slow callback delays no other transfer) once the
- * transfer ends (success, HTTP error, network failure, timeout,
- * cancellation or shutdown). Callbacks of different requests may run at the
- * same time. It may submit
- * further requests. Requests belong to the call group of the thread that
- * submits them, so that one MCP tool call can be cancelled as a whole and
- * bounded by one deadline. It knows nothing of MCP or of Hrana.
+ * once the transfer ends (success, HTTP error, network failure, timeout,
+ * cancellation or shutdown), on one of the transport's callback threads, so
+ * that a slow callback delays no other transfer. Only a small answer in a
+ * group whose callbacks never block may run on the thread that drives the
+ * connections instead (see callbacks_never_block). Callbacks of different
+ * requests may run at the same time. A callback may submit further
+ * requests. Requests belong to the call group of the thread that submits
+ * them, so that one MCP tool call can be cancelled as a whole and bounded
+ * by one deadline. It knows nothing of MCP or of Hrana.
  */
 #ifndef TM_TURSO_TRANSPORT_H
 #define TM_TURSO_TRANSPORT_H
@@ -31,7 +32,9 @@ struct turso_transport_opts {
     size_t max_response_len; /* larger bodies fail with TM_ERR_TOO_LARGE; 0: 64 MiB */
     const char *user_agent;  /* copied; NULL: "turso-mcp" */
     int n_callback_threads;  /* threads that run completion callbacks; 0: 2 */
-    int n_threads;           /* threads that drive connections; 0: one per CPU, up to 4 */
+    /* Threads that drive connections; 0: one per CPU, up to 4. More than 8
+     * count as 8. */
+    int n_threads;
 };
 
 struct turso_request {
@@ -64,7 +67,12 @@ struct turso_call_group {
      * The group's callbacks never wait (no blocking I/O, no lock held for
      * long): the callback of a small answer may then run at once on the
      * thread that drove the connection, skipping the hand-over to a callback
-     * thread. Others always run on a callback thread.
+     * thread. Others always run on a callback thread. Such callbacks must
+     * not call the synchronous wrappers (turso_transport_call,
+     * hrana_pipeline_sync, platform_call_sync, credcheck_run): they wait for
+     * a transfer that the very thread they block may have to drive. Nor
+     * may they write a log line that can block: every transfer on that
+     * thread would stall meanwhile.
      */
     bool callbacks_never_block;
 };
@@ -91,7 +99,8 @@ void turso_transport_stop(struct turso_transport **t);
 /*
  * Queues a request; every field is copied. The request belongs to the
  * calling thread's current group. On TM_OK `fn` will be called exactly
- * once, on a callback thread (never inside this call): a request whose
+ * once, never inside this call, on a callback thread (or on the thread that
+ * drove the connection; see callbacks_never_block): a request whose
  * group is already cancelled or past its deadline is accepted (TM_OK) and
  * ends at once through `fn` with TM_ERR_CANCELLED or TM_ERR_TIMEOUT. On any
  * other return (bad request, TM_ERR_NOMEM, TM_ERR_CANCELLED once stopping)
@@ -108,8 +117,8 @@ enum tm_err turso_transport_submit(struct turso_transport *t, const struct turso
 /*
  * Blocking form for the command line: submits and waits. *out receives the
  * reply (clean it with turso_reply_cleanup). The request belongs to the
- * calling thread's current group, as with submit. Never call it on a
- * callback thread. Returns out->err: TM_OK when an HTTP status arrived;
+ * calling thread's current group, as with submit. Never call it in a
+ * callback. Returns out->err: TM_OK when an HTTP status arrived;
  * *out is filled in on every return (body NULL if the request was never
  * queued).
  */
@@ -137,11 +146,12 @@ uint64_t turso_transport_new_group_id(void);
 /*
  * Cancels every request of group `group_id` on `t`: queued and running ones
  * end with TM_ERR_CANCELLED, each callback running once, on a callback
- * thread, promptly but never inside this call (a request that curl has
- * just finished may still report its own outcome). The id is remembered
- * (the last 1024 cancelled ids), so requests submitted for it later end
- * the same way. Cancelling twice, or a group with no requests, is harmless;
- * group 0 and a NULL `t` are ignored. Does not wait.
+ * thread (or on the thread that drove the connection; see
+ * callbacks_never_block), promptly but never inside this call (a request
+ * that curl has just finished may still report its own outcome). The id is
+ * remembered (the last 1024 cancelled ids), so requests submitted for it
+ * later end the same way. Cancelling twice, or a group with no requests, is
+ * harmless; group 0 and a NULL `t` are ignored. Does not wait.
  * Thread: any, including a callback (whose own request is already over).
  */
 void turso_transport_cancel_group(struct turso_transport *t, uint64_t group_id);

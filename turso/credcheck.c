@@ -1,8 +1,9 @@
 /*
  * The credential checks of credcheck.h: a `SELECT 1` pipeline for a database
  * URL, then `GET /v1/organizations` for a Platform token, chained from the
- * first one's callback on a transport callback thread. Messages come from hrana.c
- * or are written here; neither ever holds a token.
+ * first one's callback, on a transport callback thread or on the thread that
+ * drove the connection (see callbacks_never_block). Messages come from
+ * hrana.c or are written here; neither ever holds a token.
  */
 #include "credcheck.h"
 

@@ -8,7 +8,9 @@
  * database up again, mints anew and retries once. Failures found before
  * anything is sent are delivered through the same callback as Turso's
  * own, so that every tool has one error path.
- * Thread: any; the steps of a call after the first run on the transport thread.
+ * Thread: any; the steps of a call after the first run where the transport
+ * runs callbacks: a callback thread, or the thread that drove the
+ * connection (see callbacks_never_block).
  */
 #include "dbaccess.h"
 

@@ -3,7 +3,8 @@
  * to the cells tools return, Stmt objects, and pipelines posted through the
  * transport with their three error layers read back. A small table remembers
  * which origins reject `close` (the local tursodb). Builders run on any
- * thread; pipeline completions run on the transport thread.
+ * thread; pipeline completions run on a transport callback thread, or on
+ * the thread that drove the connection (see callbacks_never_block).
  */
 #include "hrana.h"
 #include "jsonr.h"

@@ -4,7 +4,8 @@
  * answer as the official clients do (turso-api.md §3.1): JSON on success,
  * {"error": "..."} on failure, anything else quoted briefly. Every message
  * passes redact_message before anyone sees it.
- * Callbacks run on the transport thread.
+ * Callbacks run on a transport callback thread, or on the thread that drove
+ * the connection (see callbacks_never_block).
  */
 #include "platform.h"
 

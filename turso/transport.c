@@ -8,12 +8,14 @@
  * curl's timer (CURLMOPT_TIMERFUNCTION) is due, and hands each event to
  * curl_multi_socket_action, so that a turn costs in proportion to what
  * happened rather than to the number of transfers. Completion callbacks run
- * on callback worker threads holding no lock, so a callback may submit
- * again. Easy handles are reset and kept for later requests. Each transfer
- * carries the call group of the thread that submitted it: cancelling a group
- * marks its transfers, lane by lane, and each lane's thread ends its own; a
- * group's deadline shortens each transfer's timeout. Hrana and the Platform
- * API sit above; this file knows neither.
+ * holding no lock, so a callback may submit again: on callback worker
+ * threads, or, for a small answer in a group whose callbacks never block, on
+ * the lane thread itself (see finish). Easy handles are reset and kept for
+ * later requests. Each transfer carries the call group of the thread that
+ * submitted it: cancelling a group marks its transfers, lane by lane, and
+ * each lane's thread ends its own; a group's deadline shortens each
+ * transfer's timeout. Hrana and the Platform API sit above; this file knows
+ * neither.
  *
  * Why lanes: an upstream that closes every connection after one answer (as
  * `tursodb --sync-server` does) makes each call a new TCP connection, and the
@@ -1341,7 +1343,9 @@ enum tm_err turso_transport_call(struct turso_transport *t, const struct turso_r
         err = TM_ERR_INVALID;
         goto fail;
     }
-    /* A lane thread would wait for itself, or for a lane it stalls. */
+    /* Called from a callback run on a lane thread (see callbacks_never_block),
+     * this would wait for a transfer that the thread itself must drive, or
+     * stall the other transfers of its lane while another lane drives it. */
     for (int i = 0; i < t->n_lanes; i++) {
         if (pthread_equal(pthread_self(), t->lanes[i].thread)) {
             err = TM_ERR_INTERNAL;
@@ -1420,7 +1424,7 @@ void turso_transport_cancel_group(struct turso_transport *t, uint64_t group_id)
         remember_cancelled(t, group_id);
     pthread_mutex_unlock(&t->cancel_lock);
     /* Queued transfers are ended by start_queued, running ones by
-     * end_cancelled; both on the lane's thread, so callbacks run there. */
+     * end_cancelled; both on the lane's thread, never inside this call. */
     for (int i = 0; i < t->n_lanes; i++) {
         struct lane *l = &t->lanes[i];
         bool is_marked = false;
