@@ -777,6 +777,15 @@ static void invalid_requests(void)
 
 #define N_CONCURRENT 200
 
+/* Whether the calling thread drives connections rather than running
+ * callbacks (the transport names its threads for operators). */
+static bool is_on_lane_thread(void)
+{
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    return strncmp(name, "tm-upstream", strlen("tm-upstream")) == 0;
+}
+
 /* Completion counts for many requests at once. */
 struct tally {
     pthread_mutex_t lock;
@@ -788,6 +797,7 @@ struct tally {
     bool is_body_ok[N_CONCURRENT];
     struct turso_transport *t; /* for callbacks that submit again */
     enum tm_err resubmit_err[N_CONCURRENT];
+    bool is_on_lane[N_CONCURRENT]; /* the callback ran on a thread that drives connections */
     char url[128];
 };
 
@@ -894,6 +904,7 @@ static void on_chain(const struct turso_reply *reply, void *ctx)
     ty->calls[slot->i]++;
     ty->errs[slot->i] = reply->err;
     ty->statuses[slot->i] = reply->status;
+    ty->is_on_lane[slot->i] = is_on_lane_thread();
     pthread_mutex_unlock(&ty->lock);
     if (slot->i + 1 < 5) {
         /* The slots live in one array, so the next one is right after. */
@@ -909,7 +920,22 @@ static void on_chain(const struct turso_reply *reply, void *ctx)
     pthread_mutex_unlock(&ty->lock);
 }
 
-static void callback_submits(void)
+/*
+ * For the tests run a second time with `is_inline`: a new group in *g whose
+ * callbacks never block (the answers are small, so the callbacks run on the
+ * thread that drove the connection). Without it, no group (NULL).
+ */
+static const struct turso_call_group *inline_group(bool is_inline, struct turso_call_group *g)
+{
+    if (!is_inline)
+        return NULL;
+    *g = (struct turso_call_group){.id = turso_transport_new_group_id(),
+                                   .callbacks_never_block = true};
+    return g;
+}
+
+/* A chain of five requests, each submitted from the callback of the one before. */
+static void run_callback_submits(bool is_inline)
 {
     struct srv *s = srv_start(MODE_SQLD);
     static struct tally ty;
@@ -921,8 +947,11 @@ static void callback_submits(void)
         slots[i].tally = &ty;
         slots[i].i = i;
     }
+    struct turso_call_group g;
     struct turso_request req = {.method = "GET", .url = ty.url};
+    turso_transport_set_group(inline_group(is_inline, &g));
     ASSERT_INT_EQ(turso_transport_submit(ty.t, &req, on_chain, &slots[0]), TM_OK);
+    turso_transport_set_group(NULL);
     tally_wait(&ty, 5);
     pthread_mutex_lock(&ty.lock);
     for (int i = 0; i < 5; i++) {
@@ -931,11 +960,19 @@ static void callback_submits(void)
         ASSERT_INT_EQ(ty.statuses[i], 202);
         if (i < 4)
             ASSERT_INT_EQ(ty.resubmit_err[i], TM_OK);
+        /* The links inherit the group, and with it where their callbacks run. */
+        ASSERT(ty.is_on_lane[i] == is_inline);
     }
     pthread_mutex_unlock(&ty.lock);
     turso_transport_stop(&ty.t);
     tally_cleanup(&ty);
     srv_stop(s);
+}
+
+static void callback_submits(void)
+{
+    run_callback_submits(false);
+    run_callback_submits(true);
 }
 
 /* Records a cancellation and tries (in vain) to submit again. */
@@ -950,12 +987,14 @@ static void on_cancel(const struct turso_reply *reply, void *ctx)
     ty->errs[slot->i] = reply->err;
     ty->statuses[slot->i] = reply->status;
     ty->resubmit_err[slot->i] = err;
+    ty->is_on_lane[slot->i] = is_on_lane_thread();
     ty->n_done++;
     pthread_cond_broadcast(&ty->cond);
     pthread_mutex_unlock(&ty->lock);
 }
 
-static void stop_in_flight(void)
+/* Stopping ends the requests in flight; their callbacks cannot submit more. */
+static void run_stop_in_flight(bool is_inline)
 {
     struct srv *s = srv_start(MODE_SQLD);
     static struct tally ty;
@@ -963,12 +1002,15 @@ static void stop_in_flight(void)
     tally_init(&ty);
     ty.t = transport_start(0, 0);
     snprintf(ty.url, sizeof(ty.url), "%s/stall", s->base);
+    struct turso_call_group g;
+    turso_transport_set_group(inline_group(is_inline, &g));
     for (int i = 0; i < 5; i++) {
         slots[i].tally = &ty;
         slots[i].i = i;
         struct turso_request req = {.method = "GET", .url = ty.url, .bearer = "tok"};
         ASSERT_INT_EQ(turso_transport_submit(ty.t, &req, on_cancel, &slots[i]), TM_OK);
     }
+    turso_transport_set_group(NULL);
     srv_wait_stalled(s, 5);
     struct turso_transport *t = ty.t;
     long long start = now_ms();
@@ -982,10 +1024,17 @@ static void stop_in_flight(void)
         ASSERT_INT_EQ(ty.errs[i], TM_ERR_CANCELLED);
         ASSERT_INT_EQ(ty.statuses[i], 0);
         ASSERT_INT_EQ(ty.resubmit_err[i], TM_ERR_CANCELLED);
+        ASSERT(ty.is_on_lane[i] == is_inline);
     }
     pthread_mutex_unlock(&ty.lock);
     tally_cleanup(&ty);
     srv_stop(s);
+}
+
+static void stop_in_flight(void)
+{
+    run_stop_in_flight(false);
+    run_stop_in_flight(true);
 }
 
 static void keep_alive(void)
@@ -1211,6 +1260,7 @@ struct grec {
     char bodies[N_GREC][16];
     uint64_t groups[N_GREC];   /* turso_transport_get_group().id inside the callback */
     bool is_on_main[N_GREC];   /* the callback ran on the submitting (main) thread */
+    bool is_on_lane[N_GREC];   /* the callback ran on a thread that drives connections */
     long long done_ms[N_GREC]; /* when the callback ran */
     /* For callbacks that submit or cancel. */
     struct turso_transport *t;
@@ -1267,6 +1317,7 @@ static void grec_record(struct gslot *slot, const struct turso_reply *reply)
     snprintf(grec.bodies[i], sizeof(grec.bodies[i]), "%s", reply->body ? reply->body : "(null)");
     grec.groups[i] = turso_transport_get_group().id;
     grec.is_on_main[i] = pthread_equal(pthread_self(), main_thread);
+    grec.is_on_lane[i] = is_on_lane_thread();
     grec.done_ms[i] = now_ms();
 }
 
@@ -1367,7 +1418,7 @@ static void group_cancel_in_flight(void)
     /*
      * Hold one callback worker in a callback: the cancellations must still
      * be delivered (by the other worker), since the thread that drives the
-     * transfers never runs callbacks.
+     * transfers runs no callback of a group that may block.
      */
     struct gate gate = {.is_open = false};
     pthread_mutex_init(&gate.lock, NULL);
@@ -1424,7 +1475,8 @@ static void group_cancel_in_flight(void)
     srv_stop(s);
 }
 
-static void group_inherited_by_callbacks(void)
+/* A callback's submissions join its group; what it sets does not outlive it. */
+static void run_group_inherited_by_callbacks(bool is_inline)
 {
     struct srv *s = srv_start(MODE_SQLD);
     struct turso_transport *t = transport_start(0, 0);
@@ -1433,7 +1485,8 @@ static void group_inherited_by_callbacks(void)
     grec_init();
     grec.t = t;
     snprintf(grec.url, sizeof(grec.url), "%s/stall", s->base);
-    struct turso_call_group g = {.id = turso_transport_new_group_id()};
+    struct turso_call_group g = {.id = turso_transport_new_group_id(),
+                                 .callbacks_never_block = is_inline};
 
     /* Slot 0's callback submits slot 1 with no group of its own. */
     ASSERT_INT_EQ(submit_in(t, &g, ok_url, on_follow, 0), TM_OK);
@@ -1446,6 +1499,7 @@ static void group_inherited_by_callbacks(void)
     ASSERT_INT_EQ(grec.groups[0], g.id);
     ASSERT_INT_EQ(grec.follow_err, TM_OK);
     ASSERT_INT_EQ(grec.group_after, 999999);
+    ASSERT(grec.is_on_lane[0] == is_inline);
     pthread_mutex_unlock(&grec.lock);
 
     /* Cancelling the group after its first request ended reaches the follow-up. */
@@ -1455,6 +1509,7 @@ static void group_inherited_by_callbacks(void)
     ASSERT(now_ms() - start < CANCEL_FAST_MS);
     pthread_mutex_lock(&grec.lock);
     expect_cancelled(1, g.id);
+    ASSERT(grec.is_on_lane[1] == is_inline);
     pthread_mutex_unlock(&grec.lock);
 
     /* The group a callback set did not outlive it: the next callback has none. */
@@ -1464,6 +1519,7 @@ static void group_inherited_by_callbacks(void)
     ASSERT_INT_EQ(grec.errs[2], TM_OK);
     ASSERT_INT_EQ(grec.statuses[2], 200);
     ASSERT_INT_EQ(grec.groups[2], 0);
+    ASSERT(!grec.is_on_lane[2]);
     pthread_mutex_unlock(&grec.lock);
 
     turso_transport_stop(&t);
@@ -1471,7 +1527,15 @@ static void group_inherited_by_callbacks(void)
     srv_stop(s);
 }
 
-static void group_cancel_from_callback(void)
+static void group_inherited_by_callbacks(void)
+{
+    run_group_inherited_by_callbacks(false);
+    run_group_inherited_by_callbacks(true);
+}
+
+/* A callback cancels its own group, with a follow-up it has just submitted,
+ * and another group. */
+static void run_group_cancel_from_callback(bool is_inline)
 {
     struct srv *s = srv_start(MODE_SQLD);
     struct turso_transport *t = transport_start(0, 0);
@@ -1481,8 +1545,10 @@ static void group_cancel_from_callback(void)
     grec_init();
     grec.t = t;
     snprintf(grec.url, sizeof(grec.url), "%s/stall", s->base);
-    struct turso_call_group g = {.id = turso_transport_new_group_id()};
-    struct turso_call_group h = {.id = turso_transport_new_group_id()};
+    struct turso_call_group g = {.id = turso_transport_new_group_id(),
+                                 .callbacks_never_block = is_inline};
+    struct turso_call_group h = {.id = turso_transport_new_group_id(),
+                                 .callbacks_never_block = is_inline};
 
     /* h has a request in flight; g's first callback submits a follow-up into
      * g, then cancels both g and h. */
@@ -1502,11 +1568,20 @@ static void group_cancel_from_callback(void)
     ASSERT_INT_EQ(grec.follow_err, TM_OK);
     expect_cancelled(1, g.id);
     expect_cancelled(5, h.id);
+    ASSERT(grec.is_on_lane[0] == is_inline);
+    ASSERT(grec.is_on_lane[1] == is_inline);
+    ASSERT(grec.is_on_lane[5] == is_inline);
     pthread_mutex_unlock(&grec.lock);
 
     turso_transport_stop(&t);
     grec_cleanup();
     srv_stop(s);
+}
+
+static void group_cancel_from_callback(void)
+{
+    run_group_cancel_from_callback(false);
+    run_group_cancel_from_callback(true);
 }
 
 static void group_submit_after_cancel(void)
