@@ -1033,8 +1033,12 @@ static int wait_ms(const struct lane *l)
 static void *run(void *arg)
 {
     struct lane *l = arg;
-    /* Named for operators (top -H, /proc/PID/task/TID/comm). */
-    pthread_setname_np(pthread_self(), "tm-upstream");
+    /* Named for operators (top -H, /proc/PID/task/TID/comm), with the lane's
+     * index, so that a lane left idle or overloaded shows; at most
+     * "tm-upstream-7", within the 15 characters a name may have. */
+    char name[16];
+    snprintf(name, sizeof(name), "tm-upstream-%d", (int)(l - l->t->lanes));
+    pthread_setname_np(pthread_self(), name);
     struct epoll_event events[TRANSPORT_EVENTS_MAX];
     for (;;) {
         pthread_mutex_lock(&l->lock);

@@ -2337,34 +2337,50 @@ static void on_where(const struct turso_reply *reply, void *ctx)
     pthread_mutex_unlock(&w->lock);
 }
 
+/* Submits a GET of base + path in group `g` (NULL: none); on_where fills *w. */
+static void where_submit(struct turso_transport *t, const struct turso_call_group *g,
+                         const char *base, const char *path, struct where_ran *w)
+{
+    char url[160];
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    struct turso_request req = {.method = "GET", .url = url};
+    turso_transport_set_group(g);
+    ASSERT_INT_EQ(turso_transport_submit(t, &req, on_where, w), TM_OK);
+    turso_transport_set_group(NULL);
+}
+
+/* Waits for the callback of where_submit; checks the answer, and that the
+ * name of the thread it ran on starts with `expected`. */
+static void where_check(struct where_ran *w, const char *path, long status, size_t body_len,
+                        const char *expected)
+{
+    pthread_mutex_lock(&w->lock);
+    struct timespec dl = deadline_in(WAIT_MS);
+    while (!w->is_done) {
+        if (pthread_cond_timedwait(&w->cond, &w->lock, &dl) == ETIMEDOUT)
+            TEST_FAIL("the callback for %s never ran", path);
+    }
+    pthread_mutex_unlock(&w->lock);
+    ASSERT_INT_EQ(w->status, status);
+    ASSERT(w->body_len == body_len);
+    if (strncmp(w->thread, expected, strlen(expected)) != 0)
+        TEST_FAIL("the callback for %s ran on \"%s\", not \"%s\"", path, w->thread, expected);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+}
+
 /* Submits a GET of `path` in group `g` (NULL: none); checks the answer, and
  * the thread its callback ran on. */
 static void callback_thread(struct turso_transport *t, const struct turso_call_group *g,
                             const char *base, const char *path, long status, size_t body_len,
                             const char *expected)
 {
-    char url[160];
-    snprintf(url, sizeof(url), "%s%s", base, path);
-    struct where_ran w = {.is_done = false};
-    pthread_mutex_init(&w.lock, NULL);
-    pthread_cond_init(&w.cond, NULL);
-    struct turso_request req = {.method = "GET", .url = url};
-    turso_transport_set_group(g);
-    ASSERT_INT_EQ(turso_transport_submit(t, &req, on_where, &w), TM_OK);
-    turso_transport_set_group(NULL);
-    pthread_mutex_lock(&w.lock);
-    struct timespec dl = deadline_in(WAIT_MS);
-    while (!w.is_done) {
-        if (pthread_cond_timedwait(&w.cond, &w.lock, &dl) == ETIMEDOUT)
-            TEST_FAIL("the callback for %s never ran", path);
-    }
-    pthread_mutex_unlock(&w.lock);
-    ASSERT_INT_EQ(w.status, status);
-    ASSERT(w.body_len == body_len);
-    if (strcmp(w.thread, expected) != 0)
-        TEST_FAIL("the callback for %s ran on \"%s\", not \"%s\"", path, w.thread, expected);
-    pthread_cond_destroy(&w.cond);
-    pthread_mutex_destroy(&w.lock);
+    struct where_ran w;
+    where_submit(t, g, base, path, &w);
+    where_check(&w, path, status, body_len, expected);
 }
 
 /*
@@ -2384,6 +2400,33 @@ static void callbacks_where_allowed(void)
     callback_thread(t, &quick, s->base, "/big/4097", 200, 4097, "tm-callback");
     callback_thread(t, &plain, s->base, "/status/200", 200, 10, "tm-callback");
     callback_thread(t, NULL, s->base, "/status/200", 200, 10, "tm-callback");
+    turso_transport_stop(&t);
+    srv_stop(s);
+}
+
+/*
+ * A request goes to the lane with the fewest transfers, the first of those
+ * tied. Callbacks in a group that never blocks run on the lane's own thread,
+ * whose name holds the lane's index: two requests in flight at once take
+ * both lanes; once they are over, requests one at a time take lane 0.
+ */
+static void lanes_least_busy(void)
+{
+    struct srv *s = srv_start(MODE_SQLD);
+    struct turso_transport *t = transport_start_lanes(0, 0, 2);
+    struct turso_call_group quick = {.id = turso_transport_new_group_id(),
+                                     .callbacks_never_block = true};
+    struct where_ran first, second, later;
+    where_submit(t, &quick, s->base, "/stall", &first);
+    where_submit(t, &quick, s->base, "/stall", &second);
+    srv_wait_stalled(s, 2);
+    srv_release(s);
+    where_check(&first, "/stall", 200, 4, "tm-upstream-0");
+    where_check(&second, "/stall", 200, 4, "tm-upstream-1");
+    for (int i = 0; i < 2; i++) {
+        where_submit(t, &quick, s->base, "/status/200", &later);
+        where_check(&later, "/status/200", 200, 10, "tm-upstream-0");
+    }
     turso_transport_stop(&t);
     srv_stop(s);
 }
@@ -2417,6 +2460,7 @@ int main(void)
     RUN(group_deadline_passed);
     RUN(group_cancel_many_threads);
     RUN(callbacks_where_allowed);
+    RUN(lanes_least_busy);
     RUN(hrana_close_accepted);
     RUN(hrana_close_rejected);
     RUN(hrana_http_errors);
