@@ -207,8 +207,8 @@ struct turso_transport {
      * connections must not wait for it (nor must other users' calls). The
      * exception is a small answer in a group whose callbacks never block:
      * running it takes less than waking a worker (a futex round trip and a
-     * switch of threads per call). `cb_lock` guards the queue, cb_n_waiting
-     * (workers asleep on cb_wake) and cb_is_stopping.
+     * switch of threads per call). `cb_lock` guards the queue and
+     * cb_is_stopping.
      */
     pthread_t workers[TRANSPORT_WORKERS_MAX];
     int n_workers;
@@ -216,7 +216,6 @@ struct turso_transport {
     pthread_cond_t cb_wake;
     bool has_cb_lock;
     struct xfer *cb_head, *cb_tail;
-    int cb_n_waiting;
     bool cb_is_stopping;
 };
 
@@ -664,11 +663,11 @@ static void finish(struct xfer *x, enum tm_err err, long status, const char *mes
         else
             t->cb_head = x;
         t->cb_tail = x;
-        bool is_wake_needed = t->cb_n_waiting > 0;
         pthread_mutex_unlock(&t->cb_lock);
-        /* After unlocking, so the worker woken does not at once block on the lock. */
-        if (is_wake_needed)
-            pthread_cond_signal(&t->cb_wake);
+        /* After unlocking, so the worker woken does not at once block on the
+         * lock. With no worker asleep, glibc's signal sees no waiter and
+         * returns without a system call. */
+        pthread_cond_signal(&t->cb_wake);
     } else {
         x->reply = reply;
         run_callback(x);
@@ -694,11 +693,8 @@ static void *callback_worker(void *arg)
     pthread_setname_np(pthread_self(), "tm-callback");
     pthread_mutex_lock(&t->cb_lock);
     for (;;) {
-        while (!t->cb_head && !t->cb_is_stopping) {
-            t->cb_n_waiting++;
+        while (!t->cb_head && !t->cb_is_stopping)
             pthread_cond_wait(&t->cb_wake, &t->cb_lock);
-            t->cb_n_waiting--;
-        }
         struct xfer *x = t->cb_head;
         if (!x)
             break; /* stopping, and nothing left to run */
