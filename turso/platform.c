@@ -343,6 +343,7 @@ enum tm_err platform_call(struct platform *p, const char *token, const struct pl
     enum tm_err err = TM_ERR_INVALID;
     struct pcall *c = NULL;
     char *body = NULL;
+    size_t body_len = 0;
     char url[PLATFORM_URL_MAX];
 
     if (!p || !req || !req->method || !req->path || req->path[0] != '/' || !done ||
@@ -371,7 +372,7 @@ enum tm_err platform_call(struct platform *p, const char *token, const struct pl
         memcpy(c->token, token, c->token_len + 1);
     }
     if (req->body) {
-        body = jsonw_dumps(req->body, false, NULL);
+        body = jsonw_dumps(req->body, false, &body_len);
         if (!body)
             goto out;
     }
@@ -380,7 +381,7 @@ enum tm_err platform_call(struct platform *p, const char *token, const struct pl
         .url = url,
         .bearer = token,
         .body = body,
-        .body_len = body ? strlen(body) : 0,
+        .body_len = body_len,
         .timeout_ms = req->timeout_ms,
     };
     err = turso_transport_submit(p->transport, &treq, on_reply, c);
