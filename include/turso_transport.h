@@ -9,8 +9,9 @@
  * cancellation or shutdown), on one of the transport's callback threads, so
  * that a slow callback delays no other transfer. Only a small answer in a
  * group whose callbacks never block may run on the thread that drives the
- * connections instead (see callbacks_never_block). Callbacks of different
- * requests may run at the same time. A callback may submit further
+ * connections instead (see callbacks_never_block); elsewhere in the
+ * project, "a transport callback thread" means whichever of the two ran
+ * it. Callbacks of different requests may run at the same time. A callback may submit further
  * requests. Requests belong to the call group of the thread that submits
  * them, so that one MCP tool call can be cancelled as a whole and bounded
  * by one deadline. It knows nothing of MCP or of Hrana.
