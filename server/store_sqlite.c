@@ -614,25 +614,58 @@ static const struct key_entry *key_find(const struct key_set *ks, int64_t versio
 
 /* ---- tokens and records ----------------------------------------------- */
 
+/* All ones when lo <= x <= hi, else zero; without a branch (x, lo, hi below 256). */
+static uint32_t in_range(uint32_t x, uint32_t lo, uint32_t hi)
+{
+    /* x - lo or hi - x wraps around, setting the top bit, exactly when x is outside. */
+    return ((((x - lo) | (hi - x)) >> 31) & 1) - 1;
+}
+
 /*
- * Decodes a URL token. Only the canonical encoding of 32 bytes passes:
- * exactly 43 characters of the base64url alphabet, and sodium rejects
- * stray low bits in the last one, so one set of token bytes has exactly
- * one text form. Sodium decodes the alphabet's characters in constant
- * time and stops at the first character outside it, so the time taken
- * shows at most where a token stops being base64url, never anything of
- * a valid token's value.
+ * The 6 bits of a base64url character; *valid is all ones if it is one,
+ * else zero. Masks instead of branches or a table, so that the time taken
+ * says nothing about a secret token.
+ */
+static uint32_t base64url_value(unsigned char c, uint32_t *valid)
+{
+    uint32_t upper = in_range(c, 'A', 'Z'), lower = in_range(c, 'a', 'z');
+    uint32_t digit = in_range(c, '0', '9'), dash = in_range(c, '-', '-');
+    uint32_t underscore = in_range(c, '_', '_');
+    *valid = upper | lower | digit | dash | underscore;
+    return (upper & (c - 'A')) | (lower & (c - 'a' + 26)) | (digit & (c - '0' + 52)) | (dash & 62) |
+           (underscore & 63);
+}
+
+/*
+ * Decodes a URL token. Only the canonical encoding of 32 bytes passes: 43
+ * characters of the base64url alphabet whose 2 spare low bits are zero, so
+ * one set of token bytes has exactly one text form. Not sodium_base642bin:
+ * the libsodium Debian 12 ships (1.0.18) reads every byte from 0x80 up as
+ * '_' in the URL-safe alphabet, which would give each token with a '_'
+ * 128 more spellings per '_'.
  */
 static bool token_decode(const char *token, unsigned char bin[TOKEN_BYTES])
 {
-    size_t bin_len = 0;
-    const char *end = NULL;
+    uint32_t bad = 0; /* any bit set: not a canonical token */
+    uint32_t bits = 0;
+    int n_bits = 0;
+    size_t n = 0;
 
     if (!token || strnlen(token, STORE_TOKEN_LEN + 1) != STORE_TOKEN_LEN)
         return false;
-    if (sodium_base642bin(bin, TOKEN_BYTES, token, STORE_TOKEN_LEN, NULL, &bin_len, &end,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-        bin_len != TOKEN_BYTES || end != token + STORE_TOKEN_LEN) {
+    for (size_t i = 0; i < STORE_TOKEN_LEN; i++) {
+        uint32_t valid;
+        bits = (bits << 6) | base64url_value((unsigned char)token[i], &valid);
+        bad |= ~valid;
+        n_bits += 6;
+        if (n_bits >= 8) {
+            n_bits -= 8;
+            bin[n++] = (unsigned char)(bits >> n_bits);
+        }
+    }
+    /* 43 characters carry 258 bits: 256 are the token, the last 2 must be zero. */
+    bad |= bits & ((1u << n_bits) - 1);
+    if (bad || n != TOKEN_BYTES) {
         sodium_memzero(bin, TOKEN_BYTES);
         return false;
     }
