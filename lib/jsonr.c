@@ -221,48 +221,25 @@ static inline int hex_digit(unsigned c)
     return c - 'a' < 6 ? (int)(c - 'a' + 10) : -1;
 }
 
-/*
- * The length of the UTF-8 character at p (*p >= 0x80), or 0 if it is not
- * one jansson decodes: an overlong form, a surrogate, beyond U+10FFFF, cut
- * short. Inline, unlike jsonw_utf8_decode: it runs for every such character
- * of every string.
- */
-static inline size_t utf8_length(const unsigned char *p, const unsigned char *end)
+/* check_char's test of a character of more than one byte. */
+__attribute__((noinline)) static bool check_multibyte(struct reader *r, const unsigned char *p)
 {
-    unsigned c = p[0];
-    size_t left = (size_t)(end - p);
-    if (c < 0xc2)
-        return 0; /* a continuation byte, or an overlong form of ASCII */
-    if (c < 0xe0)
-        return left >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c < 0xf0) {
-        if (left < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0))
-            return 0; /* overlong; a surrogate */
-        return 3;
+    uint32_t cp;
+    if (!jsonw_utf8_decode((const char *)p, (size_t)(r->end - p), &cp)) {
+        fail_at(r, p, json_error_invalid_utf8, "unable to decode byte 0x%x", *p);
+        return false;
     }
-    if (c < 0xf5) {
-        if (left < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))
-            return 0; /* overlong; beyond U+10FFFF */
-        return 4;
-    }
-    return 0;
+    return true;
 }
 
 /*
  * jansson reads every character through a UTF-8 check, the one after a
  * token too: false (failed) if the character at p (if any) is not UTF-8.
+ * Inline for ASCII, what follows nearly every number and word.
  */
-static bool check_char(struct reader *r, const unsigned char *p)
+static inline bool check_char(struct reader *r, const unsigned char *p)
 {
-    if (p < r->end && *p >= 0x80 && !utf8_length(p, r->end)) {
-        fail_at(r, p, json_error_invalid_utf8, "unable to decode byte 0x%x", *p);
-        return false;
-    }
-    return true;
+    return p >= r->end || *p < 0x80 || check_multibyte(r, p);
 }
 
 /*
@@ -405,7 +382,8 @@ __attribute__((noinline)) static int scan_string(struct reader *r, const unsigne
         }
         unsigned c = *p;
         if (c >= 0x80) {
-            size_t n = utf8_length(p, end);
+            uint32_t cp;
+            size_t n = jsonw_utf8_decode((const char *)p, (size_t)(end - p), &cp);
             if (!n) {
                 check_char(r, p);
                 return TOKEN_INVALID;
@@ -666,7 +644,8 @@ __attribute__((noinline)) static void next_token_other(struct reader *r, const u
     }
     /* Anything else is an invalid token of one character (when it is one). */
     r->token = TOKEN_INVALID;
-    size_t n = *p < 0x80 ? 1 : utf8_length(p, end);
+    uint32_t cp;
+    size_t n = jsonw_utf8_decode((const char *)p, (size_t)(end - p), &cp);
     r->p = p + n;
     if (!n)
         check_char(r, p);

@@ -44,37 +44,6 @@ void jsonw_raw(struct jsonw *w, const char *s, size_t len)
         w->is_failed = true;
 }
 
-size_t jsonw_utf8_decode(const char *text, size_t left, uint32_t *cp)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    size_t n;
-    uint32_t c = s[0], min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if ((c & 0xe0) == 0xc0) {
-        n = 2, c &= 0x1f, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        n = 3, c &= 0x0f, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        n = 4, c &= 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n > left)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    *cp = c;
-    return n;
-}
-
 /* See jsonw.h. */
 /* One row per 16 bytes. */
 /* clang-format off */
