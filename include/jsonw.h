@@ -124,6 +124,78 @@ static inline size_t jsonw_utf8_decode(const char *text, size_t left, uint32_t *
 }
 
 /*
+ * The pieces of reading a JSON string that the reader (jsonr.c) and the
+ * scan of Hrana answers (tools/rows.c) share, so that both decode escapes
+ * alike. Inline: both run them for every escape of large results.
+ */
+
+/* The value of the hex digit `c` (either case); -1 if it is not one. */
+static inline int jsonw_hex_digit(unsigned c)
+{
+    if (c - '0' < 10)
+        return (int)(c - '0');
+    c |= 0x20;
+    return c - 'a' < 6 ? (int)(c - 'a' + 10) : -1;
+}
+
+/*
+ * The character a one-letter escape \c stands for (\" \\ \/ \b \f \n \r \t);
+ * -1 for any other `c`, 'u' among them.
+ */
+static inline int jsonw_unescape(unsigned c)
+{
+    switch (c) {
+    case '"':
+    case '\\':
+    case '/':
+        return (int)c;
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    default:
+        return -1;
+    }
+}
+
+/* The code point of a surrogate pair: `high` in D800-DBFF, `low` in DC00-DFFF. */
+static inline uint32_t jsonw_surrogate_pair(uint32_t high, uint32_t low)
+{
+    return 0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00);
+}
+
+/* Writes code point `cp` (up to U+10FFFF) as UTF-8 into out; its length, 1 to 4. */
+static inline size_t jsonw_utf8_encode(uint32_t cp, char out[4])
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | cp >> 12);
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | cp >> 18);
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/*
  * The text written (caller frees with free()) and its length in *len;
  * the writer is left empty. NULL if anything failed.
  */

@@ -213,14 +213,6 @@ static inline bool is_space(unsigned c)
     return c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
 }
 
-static inline int hex_digit(unsigned c)
-{
-    if (is_digit(c))
-        return (int)(c - '0');
-    c |= 0x20;
-    return c - 'a' < 6 ? (int)(c - 'a' + 10) : -1;
-}
-
 /* check_char's test of a character of more than one byte. */
 __attribute__((noinline)) static bool check_multibyte(struct reader *r, const unsigned char *p)
 {
@@ -275,28 +267,8 @@ static inline const unsigned char *skip_plain(const unsigned char *p, const unsi
 /* Appends code point `cp` as UTF-8 (a failed allocation is sticky in the buffer). */
 static void put_code_point(struct buf *b, uint32_t cp)
 {
-    unsigned char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (unsigned char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char)(0xc0 | cp >> 6);
-        u[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xe0 | cp >> 12);
-        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (unsigned char)(0xf0 | cp >> 18);
-        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (unsigned char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    buf_add(b, u, n);
+    char u[4];
+    buf_add(b, u, jsonw_utf8_encode(cp, u));
 }
 
 /*
@@ -316,30 +288,12 @@ static const unsigned char *read_escape(struct reader *r, const unsigned char *p
         fail_at(r, end, json_error_invalid_syntax, "invalid escape");
         return NULL;
     }
-    switch (*q) {
-    case '"':
-    case '\\':
-    case '/':
-        *cp = *q;
+    int c = jsonw_unescape(*q);
+    if (c >= 0) {
+        *cp = (uint32_t)c;
         return q + 1;
-    case 'b':
-        *cp = '\b';
-        return q + 1;
-    case 'f':
-        *cp = '\f';
-        return q + 1;
-    case 'n':
-        *cp = '\n';
-        return q + 1;
-    case 'r':
-        *cp = '\r';
-        return q + 1;
-    case 't':
-        *cp = '\t';
-        return q + 1;
-    case 'u':
-        break;
-    default:
+    }
+    if (*q != 'u') {
         fail_at(r, q + 1, json_error_invalid_syntax, "invalid escape");
         return NULL;
     }
@@ -347,7 +301,7 @@ static const unsigned char *read_escape(struct reader *r, const unsigned char *p
     for (const unsigned char *h = q + 1; h < q + 5; h++) {
         if (!check_char(r, h))
             return NULL;
-        int d = h < end ? hex_digit(*h) : -1;
+        int d = h < end ? jsonw_hex_digit(*h) : -1;
         if (d < 0) {
             fail_at(r, h < end ? h + 1 : end, json_error_invalid_syntax, "invalid escape");
             return NULL;
@@ -418,7 +372,7 @@ __attribute__((noinline)) static int scan_string(struct reader *r, const unsigne
             put_code_point(&r->decoded, cp);
         } else if (high) {
             if (cp >= 0xdc00 && cp <= 0xdfff) {
-                put_code_point(&r->decoded, 0x10000 + ((high - 0xd800) << 10) + (cp - 0xdc00));
+                put_code_point(&r->decoded, jsonw_surrogate_pair(high, cp));
             } else {
                 bad[0] = high;
                 bad[1] = cp;

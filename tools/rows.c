@@ -342,17 +342,6 @@ static bool take(struct scan *s, char c)
     return false;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Four hex digits after \u; -1 if they are not. */
 static long hex4(struct scan *s)
 {
@@ -360,7 +349,7 @@ static long hex4(struct scan *s)
         return -1;
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int d = hex_digit(s->p[i]);
+        int d = jsonw_hex_digit((unsigned char)s->p[i]);
         if (d < 0)
             return -1;
         v = v * 16 + d;
@@ -402,66 +391,34 @@ static bool scan_string(struct scan *s, struct buf *b)
         /* A backslash. */
         if (++s->p >= s->end)
             return false;
-        char e = *s->p++, out;
-        switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-            out = e;
-            break;
-        case 'b':
-            out = '\b';
-            break;
-        case 'f':
-            out = '\f';
-            break;
-        case 'n':
-            out = '\n';
-            break;
-        case 'r':
-            out = '\r';
-            break;
-        case 't':
-            out = '\t';
-            break;
-        case 'u': {
-            long v = hex4(s);
-            if (v < 0)
-                return false;
-            uint32_t cp = (uint32_t)v;
-            if (cp >= 0xDC00 && cp <= 0xDFFF)
-                return false;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
-                    return false;
-                s->p += 2;
-                long lo = hex4(s);
-                if (lo < 0xDC00 || lo > 0xDFFF)
-                    return false;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
-            }
-            char u[4];
-            size_t n;
-            if (cp < 0x80) {
-                u[0] = (char)cp, n = 1;
-            } else if (cp < 0x800) {
-                u[0] = (char)(0xC0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
-            } else if (cp < 0x10000) {
-                u[0] = (char)(0xE0 | (cp >> 12)), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
-            } else {
-                u[0] = (char)(0xF0 | (cp >> 18)), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-                u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F));
-                n = 4;
-            }
-            if (b && !buf_add(b, u, n))
+        unsigned char e = (unsigned char)*s->p++;
+        int plain = jsonw_unescape(e);
+        if (plain >= 0) {
+            char out = (char)plain;
+            if (b && !buf_add(b, &out, 1))
                 return false;
             continue;
         }
-        default:
+        if (e != 'u')
             return false;
+        long v = hex4(s);
+        if (v < 0)
+            return false;
+        uint32_t cp = (uint32_t)v;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+            return false;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
+                return false;
+            s->p += 2;
+            long lo = hex4(s);
+            if (lo < 0xDC00 || lo > 0xDFFF)
+                return false;
+            cp = jsonw_surrogate_pair(cp, (uint32_t)lo);
         }
-        if (b && !buf_add(b, &out, 1))
+        char u[4];
+        size_t n = jsonw_utf8_encode(cp, u);
+        if (b && !buf_add(b, u, n))
             return false;
     }
 }
