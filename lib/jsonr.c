@@ -712,6 +712,25 @@ static bool read_key(struct reader *r, struct frame *f)
     return true;
 }
 
+/*
+ * Starts the next member of the container in `f` at the current token,
+ * which follows its '{' or '[' or a ',': in an object, the key and ':'
+ * (read_key); in an array, the value, where the end of the input is "']'
+ * expected", as in jansson's parse_array. false if failed. `is_object` is
+ * f->is_object, passed since the caller has it at hand: read from the
+ * frame again, it made reading a small request 0.5% slower.
+ */
+static inline bool start_member(struct reader *r, struct frame *f, bool is_object)
+{
+    if (is_object)
+        return read_key(r, f);
+    if (r->token == TOKEN_EOF) {
+        fail(r, json_error_invalid_syntax, "']' expected");
+        return false;
+    }
+    return true;
+}
+
 /* The value of the current token when it is a scalar; NULL (failed) for any other. */
 static json_t *scalar(struct reader *r)
 {
@@ -767,21 +786,17 @@ static json_t *parse_value(struct reader *r)
             return NULL;
         }
         if (r->token == '{' || r->token == '[') {
-            int close = r->token == '{' ? '}' : ']';
-            json_t *container = close == '}' ? json_object() : json_array();
-            if (!container || !push(r, container, close == '}')) {
+            bool is_object = r->token == '{';
+            json_t *container = is_object ? json_object() : json_array();
+            if (!container || !push(r, container, is_object)) {
                 json_decref(container);
                 fail_memory(r);
                 return NULL;
             }
             next_token(r);
-            if (r->token != close) {
-                if (close == '}' && !read_key(r, &r->frames[r->n_frames - 1]))
+            if (r->token != (is_object ? '}' : ']')) {
+                if (!start_member(r, &r->frames[r->n_frames - 1], is_object))
                     return NULL;
-                if (close == ']' && r->token == TOKEN_EOF) {
-                    fail(r, json_error_invalid_syntax, "']' expected");
-                    return NULL;
-                }
                 continue;
             }
             v = pop(r);
@@ -812,12 +827,8 @@ static json_t *parse_value(struct reader *r)
             next_token(r);
             if (r->token == ',') {
                 next_token(r);
-                if (is_object && !read_key(r, f))
+                if (!start_member(r, f, is_object))
                     return NULL;
-                if (!is_object && r->token == TOKEN_EOF) {
-                    fail(r, json_error_invalid_syntax, "']' expected");
-                    return NULL;
-                }
                 break;
             }
             if (r->token != (is_object ? '}' : ']')) {
