@@ -88,12 +88,27 @@ static const char *shown(const char *s, size_t len)
 /*
  * jansson skips a NUL byte that follows a number or a word (its lexer
  * loses the byte when it puts the character after the token back), and
- * counts positions one short after it; jsonr_loadb does neither.
+ * counts positions one short after it; jsonr_loadb does neither. A NUL in a
+ * string is not one: jansson stops at it, a control character, where
+ * jsonr_loadb does. Strings are stepped over whole, escapes and all, so
+ * that a NUL after a letter or digit in one is compared in full.
  */
 static bool has_skipped_nul(const char *s, size_t len)
 {
-    for (size_t i = 1; i < len; i++) {
-        unsigned char before = (unsigned char)s[i - 1];
+    bool is_in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (is_in_string) {
+            if (s[i] == '\\')
+                i++; /* the escaped byte, '"' included */
+            else if (s[i] == '"')
+                is_in_string = false;
+            continue;
+        }
+        if (s[i] == '"') {
+            is_in_string = true;
+            continue;
+        }
+        unsigned char before = i > 0 ? (unsigned char)s[i - 1] : ' ';
         if (s[i] == '\0' &&
             ((before >= '0' && before <= '9') || (unsigned)((before | 0x20) - 'a') < 26u ||
              before == '.' || before == '-' || before == '+'))
