@@ -605,6 +605,20 @@ static void test_depth(void)
             free(s);
         }
     }
+    /* Past the 32 frames held inline, objects whose keys have escapes:
+     * each key is a decoded copy, which must outlive the frames moving as
+     * they grow and the decoding of every string after it. */
+    enum { LEVELS = 40 };
+    char escaped[LEVELS * 32];
+    size_t o = 0;
+    for (int i = 0; i < LEVELS; i++)
+        o += (size_t)snprintf(escaped + o, sizeof(escaped) - o, "{\"\\u00e9%d\":", i);
+    o += (size_t)snprintf(escaped + o, sizeof(escaped) - o, "\"\\u00e8\"");
+    for (int i = LEVELS - 1; i >= 0; i--)
+        o += (size_t)snprintf(escaped + o, sizeof(escaped) - o, ",\"\\u00ea\\n\":%d}", i);
+    ASSERT(o < sizeof(escaped));
+    for (size_t f = 0; f < N_FLAGS; f++)
+        ASSERT(agree(escaped, o, all_flags[f]));
     /* Far deeper than the limit: refused at the limit, with no recursion to
      * overflow the stack (not compared with jansson, which would recurse). */
     size_t n = 1000000;
