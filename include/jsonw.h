@@ -124,6 +124,14 @@ static inline size_t jsonw_utf8_decode(const char *text, size_t left, uint32_t *
 }
 
 /*
+ * Makes the NUL-terminated `s` valid UTF-8 in place, each byte of a broken
+ * sequence becoming '?'. For messages that quote text from elsewhere cut
+ * to a length ("%.120s"), perhaps inside a character: jansson and
+ * jsonw_string refuse such text, and the message would be lost.
+ */
+void jsonw_utf8_mend(char *s);
+
+/*
  * The pieces of reading a JSON string that the reader (jsonr.c) and the
  * scan of Hrana answers (tools/rows.c) share, so that both decode escapes
  * alike. Inline: both run them for every escape of large results.

@@ -44,6 +44,20 @@ void jsonw_raw(struct jsonw *w, const char *s, size_t len)
         w->is_failed = true;
 }
 
+void jsonw_utf8_mend(char *s)
+{
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = jsonw_utf8_decode(s + i, len - i, &cp);
+        if (n == 0) {
+            s[i] = '?';
+            n = 1;
+        }
+        i += n;
+    }
+}
+
 /* See jsonw.h. */
 /* One row per 16 bytes. */
 /* clang-format off */

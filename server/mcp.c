@@ -139,13 +139,26 @@ static void reply_json(struct mcp_reply *r, int status, json_t *msg)
     r->content_type = "application/json";
 }
 
+/*
+ * A JSON-RPC error reply. `message` is made valid UTF-8 first: messages
+ * quote the client's text (a tool's or method's name) cut to a length,
+ * perhaps inside a character, and json_pack would refuse them, leaving the
+ * client a bodiless 500 instead of the error.
+ */
 static void reply_error(struct mcp_reply *r, int status, const json_t *id, int code,
                         const char *message)
 {
+    char *text = strdup(message);
+    if (!text) {
+        reply_json(r, 500, NULL);
+        return;
+    }
+    jsonw_utf8_mend(text);
     json_t *msg = id ? json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id, "error",
-                                 "code", code, "message", message)
+                                 "code", code, "message", text)
                      : json_pack("{s:s, s:{s:i, s:s}}", "jsonrpc", "2.0", "error", "code", code,
-                                 "message", message);
+                                 "message", text);
+    free(text);
     reply_json(r, status, msg);
 }
 

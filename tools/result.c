@@ -14,30 +14,9 @@
 #include "jsonw.h"
 
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/*
- * Makes `s` valid UTF-8 in place, each byte of a broken sequence becoming
- * '?'. A message is cut to fit, and callers cut names they quote with
- * "%.64s", either possibly inside a character: jansson would refuse the
- * text and the client would get an internal error instead of the message.
- */
-static void utf8_mend(char *s)
-{
-    size_t len = strlen(s);
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        size_t n = (unsigned char)s[i] < 0x80 ? 1 : jsonw_utf8_decode(s + i, len - i, &cp);
-        if (n == 0) {
-            s[i] = '?';
-            n = 1;
-        }
-        i += n;
-    }
-}
 
 json_t *tool_error_result(const char *fmt, ...)
 {
@@ -46,7 +25,9 @@ json_t *tool_error_result(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    utf8_mend(text);
+    /* Cut to fit, and callers cut the names they quote ("%.64s"): perhaps
+     * inside a character, which would make json_pack fail. */
+    jsonw_utf8_mend(text);
     return json_pack("{s:s, s:b}", "summary", text, "is_error", 1);
 }
 

@@ -568,6 +568,43 @@ static void test_tool_calls(void)
     exchange_cleanup(&ex);
 }
 
+/*
+ * An unknown tool or method is named in the error, cut to 120 bytes: here
+ * inside the 'é' after 119 others. The reply is still the JSON-RPC error.
+ */
+static void test_cut_names(void)
+{
+    char sid[SESSION_ID_LEN + 1];
+    open_session(sid);
+    char name[119 + 2 + 1];
+    memset(name, 'x', 119);
+    memcpy(name + 119, "\xc3\xa9", 3);
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"%s\",\"arguments\":{}}}",
+             name);
+    struct exchange ex = post(body, sid);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT_INT_EQ(error_code(&ex), -32602);
+    const char *message =
+        json_string_value(json_object_get(json_object_get(ex.body, "error"), "message"));
+    ASSERT_NOT_NULL(message);
+    ASSERT(strstr(message, "Unknown tool"));
+    ASSERT_STR_EQ(message + strlen(message) - 2, "x?"); /* the cut character mended */
+    exchange_cleanup(&ex);
+
+    snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"%s\"}", name);
+    ex = post(body, sid);
+    ASSERT_INT_EQ(ex.status, 200);
+    ASSERT_INT_EQ(error_code(&ex), -32601);
+    message = json_string_value(json_object_get(json_object_get(ex.body, "error"), "message"));
+    ASSERT_NOT_NULL(message);
+    ASSERT(strstr(message, "Method not found"));
+    ASSERT_STR_EQ(message + strlen(message) - 2, "x?");
+    exchange_cleanup(&ex);
+}
+
 /* open_creds for test_lazy_creds: counts calls, and gives `creds` (NULL: the record does not open).
  */
 struct opener {
@@ -797,6 +834,7 @@ int main(void)
     RUN(test_notifications_and_responses);
     RUN(test_methods);
     RUN(test_tool_calls);
+    RUN(test_cut_names);
     RUN(test_lazy_creds);
     RUN(test_batches);
     RUN(test_cancel_unknown);
